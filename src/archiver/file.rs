@@ -1,0 +1,116 @@
+//! Reading one changed file: stream it through the chunker, hash and
+//! compress each batch of chunks in parallel, store the new ones.
+//!
+//! A file is opened without following symlinks and without blocking (a FIFO
+//! swapped in after the scan must not hang the snapshot), and re-checked
+//! after reading: if it changed meanwhile, the stored copy is kept with the
+//! metadata seen before reading, so the next snapshot reads it again.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::sink::Sink;
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::error::{Error, Result};
+use crate::fsmeta::meta_of;
+use crate::id::{ChunkId, ObjectId};
+use crate::model::Meta;
+use crate::store::BlobKind;
+
+/// A chunk's id, its frame when it is new, and its raw length.
+type Encoded = (ObjectId, Option<Vec<u8>>, usize);
+
+/// What reading one file produced.
+pub(crate) struct FileRead {
+    pub size: u64,
+    pub chunks: Vec<ChunkId>,
+    pub meta: Meta,
+    /// The file changed while it was read.
+    pub changed: bool,
+}
+
+/// How reading failed.
+pub(crate) enum ReadFailure {
+    /// It no longer exists (or is no longer a regular file).
+    Vanished,
+    /// The OS refused (permissions, I/O error): reported, exit code 3.
+    Unreadable(std::io::Error),
+    /// The repository side failed (disk full…): the snapshot must abort.
+    Fatal(Error),
+}
+
+fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+}
+
+pub(crate) fn read_file(
+    sink: &Sink<'_>,
+    params: ChunkerParams,
+    path: &Path,
+) -> std::result::Result<FileRead, ReadFailure> {
+    let file = match open_nofollow(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadFailure::Vanished),
+        // ELOOP: replaced by a symlink since the scan.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(ReadFailure::Vanished);
+        }
+        Err(e) => return Err(ReadFailure::Unreadable(e)),
+    };
+    let before = file.metadata().map_err(ReadFailure::Unreadable)?;
+    if !before.is_file() {
+        return Err(ReadFailure::Vanished);
+    }
+    let mut chunker = Chunker::new(&file, params);
+    let mut chunks = Vec::new();
+    let mut size = 0u64;
+    loop {
+        let batch = chunker.next_batch().map_err(ReadFailure::Unreadable)?;
+        if batch.is_empty() {
+            break;
+        }
+        size += batch.data.len() as u64;
+        let data = batch.data;
+        let encoded: Vec<Result<Encoded>> = batch
+            .ranges
+            .par_iter()
+            .map(|r| {
+                let raw = &data[r.clone()];
+                let id = ObjectId::of(raw);
+                let frame = if sink.claim(&id)? {
+                    Some(sink.encode(raw)?)
+                } else {
+                    None
+                };
+                Ok((id, frame, raw.len()))
+            })
+            .collect();
+        for item in encoded {
+            let (id, frame, raw_len) = item.map_err(ReadFailure::Fatal)?;
+            if let Some(frame) = frame {
+                sink.put(id, BlobKind::Chunk, raw_len, &frame)
+                    .map_err(ReadFailure::Fatal)?;
+            }
+            chunks.push(ChunkId(id));
+        }
+    }
+    let after = file.metadata().map_err(ReadFailure::Unreadable)?;
+    let (m0, m1) = (meta_of(&before), meta_of(&after));
+    let changed = before.len() != after.len()
+        || m0.mtime_ns != m1.mtime_ns
+        || m0.ctime_ns != m1.ctime_ns
+        || size != after.len();
+    Ok(FileRead {
+        size,
+        chunks,
+        meta: m0,
+        changed,
+    })
+}

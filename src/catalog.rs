@@ -1,0 +1,284 @@
+//! The catalog: a redb database indexing the packs.
+//!
+//! It maps blob ids to pack locations, holds every tree node and snapshot
+//! record (so listing, browsing and diffing never touch the packs), and
+//! lists the packs it knows.
+//!
+//! **Invariants:** this is the only module that imports `redb`. It is an
+//! index: everything in it can be rebuilt from the packs. Each snapshot is
+//! committed in one write transaction, after the packs it references are
+//! durable. The database is opened in redb's `MultiWriter` mode so several
+//! cairn processes can use one repository; write transactions are short.
+
+pub mod schema;
+
+use std::path::Path;
+
+use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::id::{ObjectId, PackId, SnapshotId, TreeId};
+use crate::model::{Snapshot, Tree, decode_versioned, encode_versioned};
+use crate::store::BlobLocation;
+use schema::{BLOBS, META, PACKS, SCHEMA_VERSION, SNAPSHOTS, TREES};
+
+/// Version byte of an encoded [`PackRecord`]. 1: first format.
+pub const PACK_RECORD_VERSION: u8 = 1;
+
+/// What the catalog records of a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackRecord {
+    /// File size in bytes.
+    pub size: u64,
+    /// Number of blobs it holds.
+    pub blobs: u32,
+}
+
+/// The open catalog database.
+pub struct Catalog {
+    db: Database,
+}
+
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+    b
+}
+
+impl Catalog {
+    /// Creates a new, empty catalog at `path`.
+    ///
+    /// # Errors
+    /// When the file cannot be created.
+    pub fn create(path: &Path) -> Result<Self> {
+        let db = builder()
+            .create(path)
+            .map_err(|e| Error::catalog(&format!("creating {}", path.display()), e))?;
+        let txn = db
+            .begin_write()
+            .map_err(|e| Error::catalog("starting transaction", e))?;
+        {
+            let mut meta = txn
+                .open_table(META)
+                .map_err(|e| Error::catalog("opening meta", e))?;
+            meta.insert("schema", [SCHEMA_VERSION].as_slice())
+                .map_err(|e| Error::catalog("writing schema version", e))?;
+            for t in [BLOBS, TREES, SNAPSHOTS, PACKS] {
+                txn.open_table(t)
+                    .map_err(|e| Error::catalog("creating table", e))?;
+            }
+        }
+        txn.commit()
+            .map_err(|e| Error::catalog("committing new catalog", e))?;
+        Ok(Self { db })
+    }
+
+    /// Opens an existing catalog and checks its schema version.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::UnsupportedVersion`] for a newer schema, catalog
+    /// errors otherwise.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = builder()
+            .open(path)
+            .map_err(|e| Error::catalog(&format!("opening {}", path.display()), e))?;
+        let cat = Self { db };
+        let txn = cat.read_txn()?;
+        let meta = txn
+            .open_table(META)
+            .map_err(|e| Error::catalog("opening meta", e))?;
+        let version = meta
+            .get("schema")
+            .map_err(|e| Error::catalog("reading schema version", e))?
+            .and_then(|v| v.value().first().copied());
+        match version {
+            Some(SCHEMA_VERSION) => Ok(cat),
+            Some(v) => Err(Error::new(
+                crate::ErrorKind::UnsupportedVersion,
+                format!(
+                    "catalog schema {v} is not supported by this cairn (it reads {SCHEMA_VERSION}); upgrade cairn"
+                ),
+            )),
+            None => Err(Error::corrupt("catalog has no schema version")),
+        }
+    }
+
+    fn read_txn(&self) -> Result<redb::ReadTransaction> {
+        self.db
+            .begin_read()
+            .map_err(|e| Error::catalog("starting read transaction", e))
+    }
+
+    /// A consistent read view of the catalog, usable from many threads.
+    ///
+    /// # Errors
+    /// Catalog errors.
+    pub fn begin_read(&self) -> Result<CatalogReader> {
+        let txn = self.read_txn()?;
+        let open = |def| {
+            txn.open_table(def)
+                .map_err(|e| Error::catalog("opening table", e))
+        };
+        Ok(CatalogReader {
+            blobs: open(BLOBS)?,
+            trees: open(TREES)?,
+            snapshots: open(SNAPSHOTS)?,
+            packs: open(PACKS)?,
+        })
+    }
+
+    /// Applies a batch in one durable write transaction.
+    ///
+    /// # Errors
+    /// Catalog errors; nothing is applied then.
+    pub fn commit(&self, batch: &CommitBatch) -> Result<()> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| Error::catalog("starting write transaction", e))?;
+        {
+            let put = |def, key: &[u8; 32], value: &[u8]| -> Result<()> {
+                let mut t = txn
+                    .open_table(def)
+                    .map_err(|e| Error::catalog("opening table", e))?;
+                t.insert(key, value)
+                    .map_err(|e| Error::catalog("inserting", e))?;
+                Ok(())
+            };
+            let mut blobs = txn
+                .open_table(BLOBS)
+                .map_err(|e| Error::catalog("opening blobs", e))?;
+            for (id, loc) in &batch.blobs {
+                blobs
+                    .insert(&id.0, loc.encode()?.as_slice())
+                    .map_err(|e| Error::catalog("inserting blob", e))?;
+            }
+            drop(blobs);
+            for (id, rec) in &batch.packs {
+                put(
+                    PACKS,
+                    id.as_bytes(),
+                    &encode_versioned(PACK_RECORD_VERSION, rec)?,
+                )?;
+            }
+            for (id, bytes) in &batch.trees {
+                put(TREES, id.as_bytes(), bytes)?;
+            }
+            for (id, bytes) in &batch.snapshots {
+                put(SNAPSHOTS, id.as_bytes(), bytes)?;
+            }
+        }
+        txn.commit().map_err(|e| Error::catalog("committing", e))
+    }
+}
+
+/// Everything one operation adds to the catalog, applied atomically.
+#[derive(Default)]
+pub struct CommitBatch {
+    /// New blob locations.
+    pub blobs: Vec<(ObjectId, BlobLocation)>,
+    /// New packs.
+    pub packs: Vec<(PackId, PackRecord)>,
+    /// New tree nodes (id, encoded bytes).
+    pub trees: Vec<(TreeId, Vec<u8>)>,
+    /// New snapshot records (id, encoded bytes).
+    pub snapshots: Vec<(SnapshotId, Vec<u8>)>,
+}
+
+/// A read-only, point-in-time view of the catalog.
+pub struct CatalogReader {
+    blobs: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    trees: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    snapshots: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    packs: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+}
+
+impl CatalogReader {
+    /// Where blob `id` is stored, if the catalog knows it.
+    ///
+    /// # Errors
+    /// Catalog errors, or a damaged record.
+    pub fn blob(&self, id: &ObjectId) -> Result<Option<BlobLocation>> {
+        self.blobs
+            .get(&id.0)
+            .map_err(|e| Error::catalog("reading blob index", e))?
+            .map(|v| BlobLocation::decode(v.value()))
+            .transpose()
+    }
+
+    /// Whether blob `id` is indexed.
+    ///
+    /// # Errors
+    /// Catalog errors.
+    pub fn has_blob(&self, id: &ObjectId) -> Result<bool> {
+        Ok(self
+            .blobs
+            .get(&id.0)
+            .map_err(|e| Error::catalog("reading blob index", e))?
+            .is_some())
+    }
+
+    /// Whether tree `id` is present.
+    ///
+    /// # Errors
+    /// Catalog errors.
+    pub fn has_tree(&self, id: &TreeId) -> Result<bool> {
+        Ok(self
+            .trees
+            .get(id.as_bytes())
+            .map_err(|e| Error::catalog("reading trees", e))?
+            .is_some())
+    }
+
+    /// Loads, verifies and decodes tree `id`.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Corrupt`] when it is missing, does not hash to
+    /// its id, or does not decode.
+    pub fn tree(&self, id: &TreeId) -> Result<Tree> {
+        let v = self
+            .trees
+            .get(id.as_bytes())
+            .map_err(|e| Error::catalog("reading trees", e))?
+            .ok_or_else(|| Error::corrupt(format!("tree {id} is missing from the catalog")))?;
+        let bytes = v.value();
+        if TreeId::of(bytes) != *id {
+            return Err(Error::corrupt(format!("tree {id} does not match its hash")));
+        }
+        Tree::decode(bytes).map_err(|e| Error::corrupt(format!("tree {id}: {e}")))
+    }
+
+    /// Every snapshot, oldest first (ties broken by id).
+    ///
+    /// # Errors
+    /// Catalog errors or a damaged record.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let mut out = Vec::new();
+        for item in self
+            .snapshots
+            .iter()
+            .map_err(|e| Error::catalog("listing snapshots", e))?
+        {
+            let (k, v) = item.map_err(|e| Error::catalog("listing snapshots", e))?;
+            let id = SnapshotId::from(*k.value());
+            let snap = Snapshot::decode(v.value())
+                .map_err(|e| Error::corrupt(format!("snapshot {id}: {e}")))?;
+            out.push((id, snap));
+        }
+        out.sort_by_key(|(id, s)| (s.time_ns, *id));
+        Ok(out)
+    }
+
+    /// The pack record of `id`, if known.
+    ///
+    /// # Errors
+    /// Catalog errors or a damaged record.
+    pub fn pack(&self, id: &PackId) -> Result<Option<PackRecord>> {
+        self.packs
+            .get(id.as_bytes())
+            .map_err(|e| Error::catalog("reading packs", e))?
+            .map(|v| decode_versioned(PACK_RECORD_VERSION, "pack record", v.value()))
+            .transpose()
+    }
+}

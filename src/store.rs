@@ -1,0 +1,166 @@
+//! Pack files in the repository's object directory.
+//!
+//! A pack holds many blobs (chunks, trees, snapshot records) followed by a
+//! footer listing them, so the catalog's index can be rebuilt from the packs
+//! alone. Packs are immutable once renamed into place; a pack's id is the
+//! BLAKE3 hash of its whole file.
+//!
+//! **Invariants:** the store deals in bytes and ids only; it never parses a
+//! tree or a snapshot. A pack is written to `tmp/`, fsynced, renamed to
+//! `objects/xx/<id>` and its directory fsynced before [`PackWriter::finish`]
+//! returns: only then may the catalog reference it.
+
+pub mod pack;
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::codec;
+use crate::error::{Error, IoContext, Result};
+use crate::id::{ObjectId, PackId};
+pub use pack::{BlobKind, BlobLocation, FinishedPack, PackEntry, PackWriter};
+
+/// Open pack handles kept for reads; beyond this the cache is emptied.
+const OPEN_PACKS_CACHED: usize = 64;
+
+/// The `objects/` directory plus the `tmp/` directory packs are staged in.
+pub struct PackStore {
+    objects: PathBuf,
+    tmp: PathBuf,
+    open: Mutex<HashMap<PackId, Arc<File>>>,
+}
+
+impl PackStore {
+    /// A store over `objects` staging new packs in `tmp`.
+    pub fn new(objects: PathBuf, tmp: PathBuf) -> Self {
+        Self {
+            objects,
+            tmp,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where pack `id` lives.
+    pub fn pack_path(&self, id: &PackId) -> PathBuf {
+        let hex = id.to_hex();
+        self.objects.join(&hex[..2]).join(hex)
+    }
+
+    /// Starts a new pack in `tmp/`.
+    ///
+    /// # Errors
+    /// When the temporary file cannot be created.
+    pub fn new_writer(&self) -> Result<PackWriter> {
+        PackWriter::create(&self.tmp)
+    }
+
+    /// Moves a finished temporary pack into place, durably.
+    pub(crate) fn install(&self, tmp_path: &Path, id: &PackId) -> Result<()> {
+        let dest = self.pack_path(id);
+        let dir = dest.parent().expect("pack path has a parent");
+        if !dir.exists() {
+            fs::create_dir_all(dir).at("creating pack directory", dir)?;
+            sync_dir(&self.objects)?;
+        }
+        fs::rename(tmp_path, &dest).at("moving pack into place at", &dest)?;
+        sync_dir(dir)
+    }
+
+    fn handle(&self, id: &PackId) -> Result<Arc<File>> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(f) = open.get(id) {
+            return Ok(Arc::clone(f));
+        }
+        let path = self.pack_path(id);
+        let file = File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::corrupt(format!("pack {} is missing ({})", id, path.display()))
+            } else {
+                Error::io("opening pack", &path, e)
+            }
+        })?;
+        if open.len() >= OPEN_PACKS_CACHED {
+            open.clear();
+        }
+        let file = Arc::new(file);
+        open.insert(*id, Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// Reads, decodes and verifies one blob.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Corrupt`] when the pack is missing or short, the
+    /// frame does not decode, or the bytes do not hash to `id`.
+    pub fn read_blob(&self, id: &ObjectId, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let file = self.handle(&loc.pack)?;
+        let mut frame = vec![0u8; loc.length as usize];
+        file.read_exact_at(&mut frame, loc.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                Error::corrupt(format!("pack {} is truncated (blob {id})", loc.pack))
+            } else {
+                Error::io("reading pack", &self.pack_path(&loc.pack), e)
+            }
+        })?;
+        let raw = codec::decode(&frame)
+            .map_err(|e| Error::corrupt(format!("blob {id} in pack {}: {e}", loc.pack)))?;
+        if ObjectId::of(&raw) != *id {
+            return Err(Error::corrupt(format!(
+                "blob {id} in pack {} does not match its hash",
+                loc.pack
+            )));
+        }
+        Ok(raw)
+    }
+
+    /// Every pack file present, with its size in bytes.
+    ///
+    /// # Errors
+    /// When the object directory cannot be read.
+    pub fn list_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let mut out = Vec::new();
+        for sub in fs::read_dir(&self.objects).at("listing", &self.objects)? {
+            let sub = sub.at("listing", &self.objects)?;
+            if !sub.file_type().at("listing", &sub.path())?.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(sub.path()).at("listing", &sub.path())? {
+                let f = f.at("listing", &sub.path())?;
+                let Some(id) = f
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| ObjectId::from_hex(n).ok())
+                else {
+                    continue;
+                };
+                let len = f.metadata().at("reading size of", &f.path())?.len();
+                out.push((PackId(id), len));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Reads the footer of pack `id`: the list of blobs it holds.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Corrupt`] when the trailer or footer is damaged.
+    pub fn read_footer(&self, id: &PackId) -> Result<Vec<PackEntry>> {
+        let path = self.pack_path(id);
+        let bytes = fs::read(&path).at("reading pack", &path)?;
+        pack::parse_footer(&bytes).map_err(|e| Error::corrupt(format!("pack {id}: {e}")))
+    }
+}
+
+/// fsyncs a directory so a rename or create in it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at("syncing directory", dir)
+}
