@@ -117,6 +117,7 @@ pub struct Chunker<R> {
     params: ChunkerParams,
     masks: Masks,
     buf: Vec<u8>,
+    limit: usize,
     start: usize,
     end: usize,
     eof: bool,
@@ -128,18 +129,35 @@ impl<R: Read> Chunker<R> {
         Self::with_buffer_size(reader, params, BATCH_BYTES)
     }
 
-    /// A chunker whose buffer holds `size` bytes (at least twice the max chunk).
+    /// A chunker whose buffer starts at `size` bytes (at least 4 KiB).
+    ///
+    /// Pass a file's length + 1 so small files get small buffers: the buffer
+    /// grows (up to [`BATCH_BYTES`] or twice the max chunk) only when the
+    /// input turns out longer than that.
     pub fn with_buffer_size(reader: R, params: ChunkerParams, size: usize) -> Self {
-        let cap = size.max(2 * params.max_size as usize);
+        let limit = BATCH_BYTES.max(2 * params.max_size as usize);
         Self {
             reader,
             params,
             masks: params.masks(),
-            buf: vec![0; cap],
+            buf: vec![0; size.clamp(4096, limit)],
+            limit,
             start: 0,
             end: 0,
             eof: false,
         }
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        while !self.eof && self.end < self.buf.len() {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// The next batch of chunks, as ranges into [`Batch::data`]; empty at the end.
@@ -150,15 +168,14 @@ impl<R: Read> Chunker<R> {
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
-        while !self.eof && self.end < self.buf.len() {
-            match self.reader.read(&mut self.buf[self.end..]) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.end += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
         let max = self.params.max_size as usize;
+        self.fill()?;
+        // A small buffer filled up before one max-size chunk fit: grow it.
+        while !self.eof && self.end < max {
+            let grown = (self.buf.len() * 2).max(2 * max).min(self.limit);
+            self.buf.resize(grown, 0);
+            self.fill()?;
+        }
         let mut ranges = Vec::new();
         let mut pos = 0;
         // A cut is final only when `max` bytes follow it, or at end of input.

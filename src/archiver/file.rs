@@ -68,7 +68,11 @@ pub(crate) fn read_file(
     if !before.is_file() {
         return Err(ReadFailure::Vanished);
     }
-    let mut chunker = Chunker::new(&file, params);
+    // +1 so a file that has not grown is seen to end without a second read.
+    let hint = usize::try_from(before.len())
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let mut chunker = Chunker::with_buffer_size(&file, params, hint);
     let mut chunks = Vec::new();
     let mut size = 0u64;
     loop {
