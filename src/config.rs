@@ -12,7 +12,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// Repository format version. 1: first format (see docs/FORMAT.md).
 pub const FORMAT_VERSION: u32 = 1;
 /// Default average chunk size (see docs/ARCHITECTURE.md for the measurement).
-pub const DEFAULT_AVG_CHUNK: u32 = 64 << 10;
+pub const DEFAULT_AVG_CHUNK: u32 = 16 << 10;
 /// Default zstd level.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// Default pack size target.
