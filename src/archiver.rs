@@ -26,7 +26,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::catalog::{CatalogReader, CommitBatch, PackRecord};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::id::{SnapshotId, TreeId};
 use crate::model::{Entry, EntryKind, Snapshot, SnapshotSummary, Tree};
 use crate::repo::{Repository, path_components};
@@ -180,13 +180,21 @@ fn absolute_source(path: &Path) -> Result<PathBuf> {
                 parent
             };
             std::fs::canonicalize(parent)
-                .at("resolving source path", path)?
+                .map_err(|e| missing_source(path, e))?
                 .join(name)
         }
-        _ => std::fs::canonicalize(path).at("resolving source path", path)?,
+        _ => std::fs::canonicalize(path).map_err(|e| missing_source(path, e))?,
     };
-    std::fs::symlink_metadata(&abs).at("reading source path", path)?;
+    std::fs::symlink_metadata(&abs).map_err(|e| missing_source(path, e))?;
     Ok(abs)
+}
+
+fn missing_source(path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::not_found(format!("source path {} does not exist", path.display()))
+    } else {
+        Error::io("resolving source path", path, e)
+    }
 }
 
 /// Absolute, sorted source paths with nested duplicates removed.

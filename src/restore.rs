@@ -15,7 +15,7 @@ use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -259,7 +259,15 @@ fn clear(path: &Path) -> Result<()> {
 
 fn ensure_dir(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
-        Ok(md) if md.is_dir() => return Ok(()),
+        // An existing directory (restoring with --overwrite) may be read-only
+        // from an earlier restore; its final mode is applied at the end.
+        Ok(md) if md.is_dir() => {
+            if md.mode() & 0o700 != 0o700 {
+                fs::set_permissions(path, fs::Permissions::from_mode(md.mode() | 0o700))
+                    .at("making writable", path)?;
+            }
+            return Ok(());
+        }
         Ok(_) => fs::remove_file(path).at("replacing", path)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io("reading", path, e)),

@@ -137,6 +137,18 @@ pub(crate) fn scan_root(
 ) -> Result<ScanNode> {
     let root = Path::new("/");
     let md = fs::symlink_metadata(root).map_err(|e| Error::io("reading", root, e))?;
+    if sources.iter().any(Vec::is_empty) {
+        // `/` itself is a source: take everything.
+        let filters = filters.enter(ctx, root);
+        return Ok(scan_dir(
+            ctx,
+            root,
+            Vec::new(),
+            meta_of(&md),
+            parent,
+            &filters,
+        ));
+    }
     scan_prefix(
         ctx,
         root,

@@ -42,7 +42,10 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
 
 fn usage_if_not_file(e: cairn::Error, path: &std::path::Path) -> anyhow::Error {
     if e.kind() == cairn::ErrorKind::InvalidInput {
-        usage(format!("{} is not a regular file", path.display()))
+        usage(format!(
+            "{} is not a regular file (`cairn ls` shows what it is)",
+            path.display()
+        ))
     } else {
         e.into()
     }

@@ -137,9 +137,11 @@ pub fn snapshot_json(id: &SnapshotId, s: &Snapshot) -> Value {
 
 /// Writes a JSON value and a newline to stdout.
 pub fn print_json(v: &Value) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
+    // Serialised first so a closed pipe surfaces as an io::Error, which the
+    // exit-code mapping recognises.
+    let mut text = serde_json::to_vec_pretty(v)?;
+    text.push(b'\n');
+    std::io::stdout().lock().write_all(&text)?;
     Ok(())
 }
 

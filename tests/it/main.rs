@@ -1,3 +1,33 @@
 //! cairn's integration tests: one binary, one module per area.
+//!
+//! Run them with `cargo test --test it` (add a test name to filter, e.g.
+//! `cargo test --test it round_trip`). They need no network and no fixtures:
+//! every test builds its source tree in a fresh temporary directory with the
+//! declarative builder in `support.rs` and compares restores with its tree
+//! comparison (names, types, bytes, link targets, modes, mtimes).
+//!
+//! - `support`: tree builder and comparison, scratch dirs, library and CLI
+//!   shortcuts, seeded pseudo-random data.
+//! - `backup_restore`: snapshot → restore round trips (incl. a property test
+//!   on random trees), `--include`, restore targets, hostile tree records.
+//! - `dedup`: unchanged trees read nothing, small edits of big files add
+//!   little, change detection by size/mtime/ctime/inode.
+//! - `diff`: exact change lists (snapshot/snapshot and snapshot/live),
+//!   the mirror property, PATH limits, what is read, `cairn diff` output.
+//! - `cli`: the `cairn` binary's contract: exit codes, messages, JSON
+//!   output, snapshot references, `cat`/`ls`/`restore`, unreadable files.
+//! - `robustness`: special files, excludes and ignore files, the repository
+//!   inside its own source, missing sources.
+//!
+//! Library tests are preferred; CLI tests run the built binary
+//! (`CARGO_BIN_EXE_cairn`) in temporary directories. Some tests behave
+//! differently as root: permission tests run the `cairn` child as uid 65534
+//! (root reads anything), and device nodes are only tested as root. To see
+//! what a normal user sees, run the built test binary under
+//! `setpriv --reuid 65534 --regid 65534 --clear-groups`.
 
+mod backup_restore;
+mod cli;
+mod dedup;
+mod robustness;
 mod support;
