@@ -29,5 +29,6 @@
 mod backup_restore;
 mod cli;
 mod dedup;
+mod durability;
 mod robustness;
 mod support;
