@@ -16,6 +16,7 @@
 //! - [`config`] and [`repo`]: the repository on disk and its facade.
 //! - [`archiver`]: walks sources and takes a snapshot.
 //! - [`restore`]: writes a snapshot (or part) back to disk.
+//! - [`diff`]: compares two snapshots, or a snapshot with the live file system.
 //!
 //! # Example
 //!
@@ -38,6 +39,7 @@ pub mod catalog;
 pub mod chunker;
 pub mod codec;
 pub mod config;
+pub mod diff;
 pub mod error;
 pub mod fsmeta;
 pub mod id;

@@ -5,6 +5,7 @@
 //! code; everything else is the library's.
 
 mod cat;
+mod diff;
 mod init;
 mod list;
 mod ls;
@@ -58,6 +59,7 @@ enum Command {
     List(list::Args),
     Ls(ls::Args),
     Cat(cat::Args),
+    Diff(diff::Args),
     Restore(restore::Args),
 }
 
@@ -129,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::List(a) => list::run(&globals, &a),
         Command::Ls(a) => ls::run(&globals, &a),
         Command::Cat(a) => cat::run(&globals, &a),
+        Command::Diff(a) => diff::run(&globals, &a),
         Command::Restore(a) => restore::run(&globals, &a),
     };
     ExitCode::from(exit_code(result))

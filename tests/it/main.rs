@@ -29,6 +29,7 @@
 mod backup_restore;
 mod cli;
 mod dedup;
+mod diff;
 mod durability;
 mod robustness;
 mod support;
