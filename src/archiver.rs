@@ -241,6 +241,8 @@ pub fn snapshot(
     report: &dyn Report,
 ) -> Result<SnapshotResult> {
     let started = Instant::now();
+    // Like restic, a snapshot is dated when it starts.
+    let time_ns = opts.time_ns.unwrap_or_else(now_ns);
     let sources = normalize_sources(&opts.paths)?;
     let filters = Filters::new(&opts.excludes, &opts.ignore_files)?;
     let source_bytes: Vec<Vec<u8>> = sources
@@ -347,7 +349,6 @@ pub fn snapshot(
     let mut tags = opts.tags.clone();
     tags.sort();
     tags.dedup();
-    let time_ns = opts.time_ns.unwrap_or_else(now_ns);
     let mut snap = Snapshot {
         time_ns,
         tree: root_tree,

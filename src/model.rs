@@ -215,11 +215,13 @@ pub struct SnapshotSummary {
     pub bytes_total: u64,
     /// Bytes read from source files.
     pub bytes_read: u64,
-    /// Bytes written to the repository (new packs, on disk).
+    /// Encoded bytes of the new chunks and trees stored (pack headers and
+    /// footers and the snapshot record itself are not counted).
     pub bytes_added: u64,
     /// New blobs (chunks and trees) stored.
     pub blobs_added: u64,
-    /// Files that could not be read and are missing from the snapshot.
+    /// Paths that could not be read: files left out, and directories stored
+    /// without (some of) their entries.
     pub errors: u64,
     /// Wall time in milliseconds.
     pub duration_ms: u64,

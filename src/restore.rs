@@ -294,14 +294,22 @@ fn restore_file(
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
         .at("creating", path)?;
-    let mut written = 0u64;
-    for id in chunks {
-        let data = repo.read_chunk(reader, id)?;
-        file.write_all(&data).at("writing", path)?;
-        written += data.len() as u64;
+    let mut write_all = || -> Result<u64> {
+        let mut written = 0u64;
+        for id in chunks {
+            let data = repo.read_chunk(reader, id)?;
+            file.write_all(&data).at("writing", path)?;
+            written += data.len() as u64;
+        }
+        fsmeta::apply_to_file(&file, path, meta, owner)?;
+        Ok(written)
+    };
+    let result = write_all();
+    if result.is_err() {
+        // A partial file would look restored; the error list names it instead.
+        let _ = fs::remove_file(path);
     }
-    fsmeta::apply_to_file(&file, path, meta, owner)?;
-    Ok(written)
+    result
 }
 
 /// Creates a symlink or special file; false when the type cannot be restored.

@@ -19,7 +19,8 @@ pub struct Args {
     /// Snapshot: latest, an id, or a unique id prefix
     pub snap: String,
 
-    /// The file's path inside the snapshot
+    /// The file's path inside the snapshot: absolute as stored, or relative to
+    /// the current directory or to a snapshotted path
     pub path: PathBuf,
 }
 

@@ -94,15 +94,22 @@ pub fn path(raw: &[u8]) -> String {
     }
 }
 
-/// `rwxr-xr-x` style mode string with the type letter in front.
+/// `rwxr-xr-x` style mode string with the type letter in front, showing
+/// set-id and sticky bits as `ls -l` does (`s`/`S`, `t`/`T`).
 pub fn mode_string(type_char: char, mode: u32) -> String {
     let mut s = String::with_capacity(10);
     s.push(type_char);
-    for shift in [6u32, 3, 0] {
+    // (shift of the rwx triple, its special bit, letter when x is set)
+    for (shift, special, letter) in [(6u32, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
         let bits = (mode >> shift) & 7;
         s.push(if bits & 4 != 0 { 'r' } else { '-' });
         s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(if bits & 1 != 0 { 'x' } else { '-' });
+        s.push(match (mode & special != 0, bits & 1 != 0) {
+            (true, true) => letter,
+            (true, false) => letter.to_ascii_uppercase(),
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
     }
     s
 }
@@ -163,6 +170,9 @@ mod tests {
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(mode_string('d', 0o755), "drwxr-xr-x");
         assert_eq!(mode_string('-', 0o640), "-rw-r-----");
+        assert_eq!(mode_string('d', 0o1777), "drwxrwxrwt");
+        assert_eq!(mode_string('-', 0o4644), "-rwSr--r--");
+        assert_eq!(mode_string('-', 0o2755), "-rwxr-sr-x");
     }
 
     #[test]

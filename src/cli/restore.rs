@@ -29,11 +29,14 @@ pub struct Args {
     #[arg(long, short = 't', value_name = "DIR")]
     pub target: PathBuf,
 
-    /// Restore only this path of the snapshot (repeatable)
+    /// Restore only this path of the snapshot (repeatable); absolute as stored,
+    /// or relative to the current directory or to a snapshotted path
     #[arg(long = "include", value_name = "PATH")]
     pub includes: Vec<PathBuf>,
 
-    /// Restore into a non-empty target, replacing what is in the way
+    /// Restore into a non-empty target: entries in the way are replaced (a
+    /// directory where the snapshot has a file is deleted with its contents);
+    /// files not in the snapshot are left alone
     #[arg(long)]
     pub overwrite: bool,
 

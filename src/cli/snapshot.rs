@@ -31,7 +31,13 @@ pub struct Args {
     pub tags: Vec<String>,
 
     /// A message to keep with the snapshot
-    #[arg(long, short = 'm', value_name = "TEXT", default_value = "")]
+    #[arg(
+        long,
+        short = 'm',
+        value_name = "TEXT",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub message: String,
 
     /// Leave out paths matching a gitignore-style pattern (repeatable)
@@ -137,7 +143,7 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     }
     if m.errors > 0 {
         eprintln!(
-            "warning: {} file(s) could not be read and are not in snapshot {}",
+            "warning: {} path(s) could not be read and are missing or incomplete in snapshot {}",
             m.errors,
             result.id.short()
         );

@@ -113,3 +113,65 @@ fn two_snapshots_of_one_repository_can_run_at_once() {
     fs::create_dir_all(&scratch).unwrap();
     assert_eq!(restore_every_snapshot(&repo, &scratch), 2);
 }
+
+#[test]
+fn a_corrupt_chunk_fails_its_file_only_and_leaves_no_partial_file() {
+    use cairn::model::EntryKind;
+    use cairn::repo::Located;
+    use std::os::unix::fs::FileExt;
+
+    let s = Scratch::new();
+    let src = s.join("src");
+    Spec::new()
+        .file("good.txt", b"intact content")
+        .file("bad.bin", pseudo_random(7, 200_000))
+        .create(&src);
+    let repo = init_repo(&s.join("repo"), &SMALL_CHUNKS);
+    let snap = take_snapshot(&repo, &[&src]).snapshot;
+
+    // Flip one byte inside the stored frame of bad.bin's second chunk.
+    let Located::Entry(entry) = repo.locate(&snap, &src.join("bad.bin")).unwrap() else {
+        panic!("bad.bin is a file");
+    };
+    let EntryKind::File { chunks, .. } = &entry.kind else {
+        panic!("bad.bin is a file");
+    };
+    let loc = repo
+        .catalog()
+        .begin_read()
+        .unwrap()
+        .blob(&chunks[1].0)
+        .unwrap()
+        .unwrap();
+    let pack = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(repo.store().pack_path(&loc.pack))
+        .unwrap();
+    let at = loc.offset + u64::from(loc.length) / 2;
+    let mut byte = [0u8];
+    pack.read_exact_at(&mut byte, at).unwrap();
+    pack.write_all_at(&[byte[0] ^ 0x55], at).unwrap();
+    drop(pack);
+
+    let target = s.join("out");
+    let summary = cairn::restore::restore(
+        &repo,
+        snap.tree,
+        &cairn::restore::RestoreOptions {
+            target: target.clone(),
+            includes: Vec::new(),
+            overwrite: false,
+            owner: false,
+        },
+    )
+    .unwrap();
+    let bad_rel = restored_path(Path::new(""), &src.join("bad.bin"));
+    assert_eq!(summary.errors.len(), 1, "{:?}", summary.errors);
+    assert_eq!(summary.errors[0].0, bad_rel);
+    assert!(!restored_path(&target, &src.join("bad.bin")).exists());
+    assert_eq!(
+        fs::read(restored_path(&target, &src.join("good.txt"))).unwrap(),
+        b"intact content"
+    );
+}
