@@ -112,8 +112,14 @@ fn header(frame: &[u8]) -> Result<(u8, usize)> {
 
 /// Decodes a frame back to its raw bytes.
 ///
+/// Frames `encode` would not write (a zstd frame of incompressible data)
+/// are accepted when they decode consistently: the caller's hash check is
+/// what proves the bytes are the object's.
+///
 /// # Errors
-/// [`crate::ErrorKind::Corrupt`] for any frame `encode` could not have made.
+/// [`crate::ErrorKind::Corrupt`] for a short or unknown header, a raw
+/// length over the limit, a payload that does not decompress, or a length
+/// that does not match the header.
 pub fn decode(frame: &[u8]) -> Result<Vec<u8>> {
     let (codec, len) = header(frame)?;
     let payload = &frame[FRAME_HEADER_BYTES..];
