@@ -270,6 +270,38 @@ impl CatalogReader {
         Ok(out)
     }
 
+    /// Every snapshot id, in key order, without decoding the records.
+    ///
+    /// # Errors
+    /// Catalog errors.
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let mut out = Vec::new();
+        for item in self
+            .snapshots
+            .iter()
+            .map_err(|e| Error::catalog("listing snapshots", e))?
+        {
+            let (k, _) = item.map_err(|e| Error::catalog("listing snapshots", e))?;
+            out.push(SnapshotId::from(*k.value()));
+        }
+        Ok(out)
+    }
+
+    /// One snapshot record, if present.
+    ///
+    /// # Errors
+    /// Catalog errors or a damaged record.
+    pub fn snapshot(&self, id: &SnapshotId) -> Result<Option<Snapshot>> {
+        self.snapshots
+            .get(id.as_bytes())
+            .map_err(|e| Error::catalog("reading snapshots", e))?
+            .map(|v| {
+                Snapshot::decode(v.value())
+                    .map_err(|e| Error::corrupt(format!("snapshot {id}: {e}")))
+            })
+            .transpose()
+    }
+
     /// The pack record of `id`, if known.
     ///
     /// # Errors

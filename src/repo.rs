@@ -171,9 +171,9 @@ impl Repository {
     /// # Errors
     /// [`ErrorKind::NotFound`] or [`ErrorKind::Ambiguous`], naming the reference.
     pub fn resolve(&self, reference: &str) -> Result<(SnapshotId, Snapshot)> {
-        let all = self.snapshots()?;
+        let reader = self.catalog.begin_read()?;
         if reference == "latest" {
-            return all.into_iter().next_back().ok_or_else(|| {
+            return reader.snapshots()?.into_iter().next_back().ok_or_else(|| {
                 Error::not_found("the repository has no snapshots yet (`latest` names none)")
             });
         }
@@ -183,15 +183,23 @@ impl Repository {
                 "`{reference}` is not a snapshot reference: give `latest`, a full id, or at least 4 hex characters of one"
             )));
         }
-        let mut matches: Vec<_> = all
+        // Match on the keys; decode only the record that is asked for.
+        let matches: Vec<SnapshotId> = reader
+            .snapshot_ids()?
             .into_iter()
-            .filter(|(id, _)| id.to_hex().starts_with(&lower))
+            .filter(|id| id.to_hex().starts_with(&lower))
             .collect();
         match matches.len() {
             0 => Err(Error::not_found(format!(
                 "no snapshot matches `{reference}`; `cairn list` shows the ids"
             ))),
-            1 => Ok(matches.remove(0)),
+            1 => {
+                // One read view: a key just listed is still there.
+                let snap = reader.snapshot(&matches[0])?.ok_or_else(|| {
+                    Error::corrupt(format!("snapshot {} is listed but unreadable", matches[0]))
+                })?;
+                Ok((matches[0], snap))
+            }
             _ => Err(Error::new(
                 ErrorKind::Ambiguous,
                 format!(
@@ -199,7 +207,7 @@ impl Repository {
                     matches.len(),
                     matches
                         .iter()
-                        .map(|(id, _)| id.short())
+                        .map(SnapshotId::short)
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
