@@ -4,13 +4,13 @@
 //! Unix only: modes, owners, inodes and ctimes are what change detection and
 //! faithful restores need.
 
-use std::fs::{File, FileTimes, Metadata, Permissions};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs::{File, FileTimes, Metadata, OpenOptions, Permissions};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{IoContext, Result};
-use crate::model::Meta;
+use crate::model::{EntryKind, Meta};
 
 fn to_ns(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
@@ -26,6 +26,34 @@ pub fn meta_of(md: &Metadata) -> Meta {
         ctime_ns: to_ns(md.ctime(), md.ctime_nsec()),
         inode: md.ino(),
     }
+}
+
+/// The kind of an entry that is not a regular file, directory or symlink.
+pub fn special_kind(md: &Metadata) -> EntryKind {
+    let ft = md.file_type();
+    if ft.is_fifo() {
+        EntryKind::Fifo
+    } else if ft.is_block_device() || ft.is_char_device() {
+        EntryKind::Device {
+            block: ft.is_block_device(),
+            rdev: md.rdev(),
+        }
+    } else {
+        EntryKind::Socket
+    }
+}
+
+/// Opens a source file for reading without following a symlink swapped in
+/// since it was listed, and without blocking on a FIFO swapped in.
+///
+/// # Errors
+/// The OS error (`ELOOP` for a symlink).
+pub fn open_source_file(path: &Path) -> std::io::Result<File> {
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
 }
 
 /// Nanoseconds since the epoch as a `SystemTime` (negative values allowed).

@@ -97,6 +97,18 @@ impl Entry {
         }
     }
 
+    /// The type as a word, as JSON output names it.
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            EntryKind::File { .. } => "file",
+            EntryKind::Dir { .. } => "dir",
+            EntryKind::Symlink { .. } => "symlink",
+            EntryKind::Fifo => "fifo",
+            EntryKind::Device { .. } => "device",
+            EntryKind::Socket => "socket",
+        }
+    }
+
     /// A one-letter type tag as `ls -l` prints it.
     pub fn type_char(&self) -> char {
         match &self.kind {

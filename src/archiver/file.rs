@@ -6,8 +6,6 @@
 //! after reading: if it changed meanwhile, the stored copy is kept with the
 //! metadata seen before reading, so the next snapshot reads it again.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -15,7 +13,7 @@ use rayon::prelude::*;
 use super::sink::Sink;
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::error::{Error, Result};
-use crate::fsmeta::meta_of;
+use crate::fsmeta::{meta_of, open_source_file};
 use crate::id::{ChunkId, ObjectId};
 use crate::model::Meta;
 use crate::store::BlobKind;
@@ -42,20 +40,12 @@ pub(crate) enum ReadFailure {
     Fatal(Error),
 }
 
-fn open_nofollow(path: &Path) -> std::io::Result<File> {
-    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(path)
-}
-
 pub(crate) fn read_file(
     sink: &Sink<'_>,
     params: ChunkerParams,
     path: &Path,
 ) -> std::result::Result<FileRead, ReadFailure> {
-    let file = match open_nofollow(path) {
+    let file = match open_source_file(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadFailure::Vanished),
         // ELOOP: replaced by a symlink since the scan.

@@ -8,7 +8,6 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +16,7 @@ use rayon::prelude::*;
 
 use super::{Ctx, Warning, WarningKind};
 use crate::error::{Error, Result};
-use crate::fsmeta::meta_of;
+use crate::fsmeta::{meta_of, special_kind};
 use crate::id::ChunkId;
 use crate::model::{EntryKind, Meta, Tree};
 
@@ -289,15 +288,8 @@ fn scan_entry(
                 return None;
             }
         }
-    } else if ft.is_fifo() {
-        EntryKind::Fifo
-    } else if ft.is_block_device() || ft.is_char_device() {
-        EntryKind::Device {
-            block: ft.is_block_device(),
-            rdev: md.rdev(),
-        }
     } else {
-        EntryKind::Socket
+        special_kind(md)
     };
     Some(ScanNode::Other { name, meta, kind })
 }

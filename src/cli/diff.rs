@@ -372,23 +372,12 @@ fn summary_line(s: &DiffSummary) -> String {
     )
 }
 
-fn type_name(e: &Entry) -> &'static str {
-    match e.kind {
-        EntryKind::File { .. } => "file",
-        EntryKind::Dir { .. } => "dir",
-        EntryKind::Symlink { .. } => "symlink",
-        EntryKind::Fifo => "fifo",
-        EntryKind::Device { .. } => "device",
-        EntryKind::Socket => "socket",
-    }
-}
-
 fn change_json(c: &Change) -> Value {
     let mut v = json!({
         "path": output::path(&c.path),
         "change": c.kind.name(),
-        "old_type": c.old.as_ref().map(type_name),
-        "new_type": c.new.as_ref().map(type_name),
+        "old_type": c.old.as_ref().map(Entry::type_name),
+        "new_type": c.new.as_ref().map(Entry::type_name),
         "old_size": c.old.as_ref().map(Entry::size),
         "new_size": c.new.as_ref().map(Entry::size),
     });

@@ -60,7 +60,7 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
             .map(|(p, e)| {
                 serde_json::json!({
                     "path": output::path(p),
-                    "type": type_name(e),
+                    "type": e.type_name(),
                     "mode": format!("{:04o}", e.meta.mode),
                     "uid": e.meta.uid,
                     "gid": e.meta.gid,
@@ -93,17 +93,6 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
-}
-
-fn type_name(e: &Entry) -> &'static str {
-    match e.kind {
-        EntryKind::File { .. } => "file",
-        EntryKind::Dir { .. } => "dir",
-        EntryKind::Symlink { .. } => "symlink",
-        EntryKind::Fifo => "fifo",
-        EntryKind::Device { .. } => "device",
-        EntryKind::Socket => "socket",
-    }
 }
 
 fn walk(

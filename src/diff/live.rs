@@ -6,10 +6,10 @@
 //! nothing here writes anywhere.
 
 use std::ffi::OsStr;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use super::{DiffWarning, LIVE_TREE, Node};
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::error::{Error, Result};
-use crate::fsmeta::meta_of;
+use crate::fsmeta::{meta_of, open_source_file, special_kind};
 use crate::id::ChunkId;
 use crate::model::{Entry, EntryKind};
 
@@ -133,15 +133,8 @@ pub(super) fn list(
                     continue;
                 }
             }
-        } else if ft.is_fifo() {
-            EntryKind::Fifo
-        } else if ft.is_block_device() || ft.is_char_device() {
-            EntryKind::Device {
-                block: ft.is_block_device(),
-                rdev: md.rdev(),
-            }
         } else {
-            EntryKind::Socket
+            special_kind(&md)
         };
         nodes.push(Node {
             entry: Entry {
@@ -163,11 +156,7 @@ fn warn(warnings: &mut Vec<DiffWarning>, path: &Path, message: &str) {
 }
 
 fn open(path: &Path) -> std::io::Result<File> {
-    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(path)?;
+    let file = open_source_file(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
