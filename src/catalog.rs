@@ -80,7 +80,12 @@ impl Catalog {
     /// [`crate::ErrorKind::UnsupportedVersion`] for a newer schema, catalog
     /// errors otherwise.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = builder()
+        Self::open_with(builder(), path)
+    }
+
+    /// Opens with `b` and checks the schema version.
+    fn open_with(b: redb::Builder, path: &Path) -> Result<Self> {
+        let db = b
             .open(path)
             .map_err(|e| Error::catalog(&format!("opening {}", path.display()), e))?;
         let cat = Self { db };
@@ -92,6 +97,8 @@ impl Catalog {
             .get("schema")
             .map_err(|e| Error::catalog("reading schema version", e))?
             .and_then(|v| v.value().first().copied());
+        drop(meta);
+        drop(txn);
         match version {
             Some(SCHEMA_VERSION) => Ok(cat),
             Some(v) => Err(Error::new(
@@ -311,6 +318,254 @@ impl CatalogReader {
             .get(id.as_bytes())
             .map_err(|e| Error::catalog("reading packs", e))?
             .map(|v| decode_versioned(PACK_RECORD_VERSION, "pack record", v.value()))
+            .transpose()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// check and repair
+// ---------------------------------------------------------------------------
+
+impl Catalog {
+    /// Opens an existing catalog with redb's integrity check on open, so a
+    /// file altered outside redb fails as [`crate::ErrorKind::Corrupt`]
+    /// instead of being trusted; then checks the schema version.
+    ///
+    /// # Errors
+    /// As [`Catalog::open`]; corruption is reported, never trusted.
+    pub fn open_checked(path: &Path) -> Result<Self> {
+        let mut b = builder();
+        b.set_check_integrity_on_open(true);
+        Self::open_with(b, path)
+    }
+}
+
+impl CatalogReader {
+    /// Every pack record, in id order.
+    ///
+    /// # Errors
+    /// Catalog errors or a damaged record.
+    pub fn packs(&self) -> Result<Vec<(PackId, PackRecord)>> {
+        let mut out = Vec::new();
+        for item in self
+            .packs
+            .iter()
+            .map_err(|e| Error::catalog("listing packs", e))?
+        {
+            let (k, v) = item.map_err(|e| Error::catalog("listing packs", e))?;
+            let id = PackId::from(*k.value());
+            let rec = decode_versioned(PACK_RECORD_VERSION, "pack record", v.value())
+                .map_err(|e| Error::corrupt(format!("pack record {id}: {e}")))?;
+            out.push((id, rec));
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every blob location, in id order, without collecting them.
+    ///
+    /// # Errors
+    /// Catalog errors, a damaged record, or the first error of `f`.
+    pub fn for_each_blob(
+        &self,
+        mut f: impl FnMut(ObjectId, BlobLocation) -> Result<()>,
+    ) -> Result<()> {
+        for item in self
+            .blobs
+            .iter()
+            .map_err(|e| Error::catalog("listing blobs", e))?
+        {
+            let (k, v) = item.map_err(|e| Error::catalog("listing blobs", e))?;
+            let id = ObjectId(*k.value());
+            let loc = BlobLocation::decode(v.value())
+                .map_err(|e| Error::corrupt(format!("blob location of {id}: {e}")))?;
+            f(id, loc)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every tree record's id and raw bytes (unverified).
+    ///
+    /// # Errors
+    /// Catalog errors or the first error of `f`.
+    pub fn for_each_raw_tree(&self, mut f: impl FnMut(TreeId, &[u8]) -> Result<()>) -> Result<()> {
+        for item in self
+            .trees
+            .iter()
+            .map_err(|e| Error::catalog("listing trees", e))?
+        {
+            let (k, v) = item.map_err(|e| Error::catalog("listing trees", e))?;
+            f(TreeId::from(*k.value()), v.value())?;
+        }
+        Ok(())
+    }
+
+    /// Every snapshot record's id and raw bytes (unverified), in key order.
+    ///
+    /// # Errors
+    /// Catalog errors.
+    pub fn raw_snapshots(&self) -> Result<Vec<(SnapshotId, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self
+            .snapshots
+            .iter()
+            .map_err(|e| Error::catalog("listing snapshots", e))?
+        {
+            let (k, v) = item.map_err(|e| Error::catalog("listing snapshots", e))?;
+            out.push((SnapshotId::from(*k.value()), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Garbage collection (src/gc.rs): full scans and the one gc transaction.
+// ---------------------------------------------------------------------------
+
+/// Everything one garbage collection changes in the catalog, applied in one
+/// write transaction by [`Catalog::apply_gc`]: removals first, then inserts.
+#[derive(Default)]
+pub struct GcBatch {
+    /// Blob index entries to drop (dead blobs, and every blob of a dropped pack).
+    pub remove_blobs: Vec<ObjectId>,
+    /// Tree nodes no snapshot reaches any more.
+    pub remove_trees: Vec<TreeId>,
+    /// Pack records to drop (packs deleted or rewritten).
+    pub remove_packs: Vec<PackId>,
+    /// New locations of the blobs copied into new packs.
+    pub blobs: Vec<(ObjectId, BlobLocation)>,
+    /// The new packs.
+    pub packs: Vec<(PackId, PackRecord)>,
+}
+
+impl Catalog {
+    /// Applies a garbage-collection batch in one durable write transaction.
+    /// Every pack `batch.packs` names must already be durable.
+    ///
+    /// # Errors
+    /// Catalog errors; nothing is applied then.
+    pub fn apply_gc(&self, batch: &GcBatch) -> Result<()> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| Error::catalog("starting write transaction", e))?;
+        {
+            let open = |def| {
+                txn.open_table(def)
+                    .map_err(|e| Error::catalog("opening table", e))
+            };
+            let mut blobs = open(BLOBS)?;
+            for id in &batch.remove_blobs {
+                blobs
+                    .remove(&id.0)
+                    .map_err(|e| Error::catalog("removing blob", e))?;
+            }
+            for (id, loc) in &batch.blobs {
+                blobs
+                    .insert(&id.0, loc.encode()?.as_slice())
+                    .map_err(|e| Error::catalog("inserting blob", e))?;
+            }
+            drop(blobs);
+            let mut trees = open(TREES)?;
+            for id in &batch.remove_trees {
+                trees
+                    .remove(id.as_bytes())
+                    .map_err(|e| Error::catalog("removing tree", e))?;
+            }
+            drop(trees);
+            let mut packs = open(PACKS)?;
+            for id in &batch.remove_packs {
+                packs
+                    .remove(id.as_bytes())
+                    .map_err(|e| Error::catalog("removing pack", e))?;
+            }
+            for (id, rec) in &batch.packs {
+                packs
+                    .insert(
+                        id.as_bytes(),
+                        encode_versioned(PACK_RECORD_VERSION, rec)?.as_slice(),
+                    )
+                    .map_err(|e| Error::catalog("inserting pack", e))?;
+            }
+        }
+        txn.commit()
+            .map_err(|e| Error::catalog("committing garbage collection", e))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// retention (forget, policy)
+// ---------------------------------------------------------------------------
+
+impl Catalog {
+    /// Removes these snapshot records in one write transaction (ids not
+    /// present are skipped) and returns how many were removed. Their data
+    /// stays until garbage collection.
+    ///
+    /// # Errors
+    /// Catalog errors; nothing is removed then.
+    pub fn remove_snapshots(&self, ids: &[SnapshotId]) -> Result<usize> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| Error::catalog("starting write transaction", e))?;
+        let mut removed = 0;
+        {
+            let mut table = txn
+                .open_table(SNAPSHOTS)
+                .map_err(|e| Error::catalog("opening snapshots", e))?;
+            for id in ids {
+                if table
+                    .remove(id.as_bytes())
+                    .map_err(|e| Error::catalog("removing snapshot", e))?
+                    .is_some()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        txn.commit()
+            .map_err(|e| Error::catalog("committing snapshot removal", e))?;
+        Ok(removed)
+    }
+
+    /// Stores the repository's retention policy, replacing any earlier one.
+    ///
+    /// # Errors
+    /// Catalog or encoding errors.
+    pub fn set_policy(&self, policy: &crate::retention::Policy) -> Result<()> {
+        let bytes = policy.encode()?;
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| Error::catalog("starting write transaction", e))?;
+        {
+            let mut table = txn
+                .open_table(schema::POLICY)
+                .map_err(|e| Error::catalog("opening policy", e))?;
+            table
+                .insert("policy", bytes.as_slice())
+                .map_err(|e| Error::catalog("writing policy", e))?;
+        }
+        txn.commit()
+            .map_err(|e| Error::catalog("committing policy", e))
+    }
+
+    /// The stored retention policy, if any (a catalog that never stored
+    /// one has no policy table: that reads as `None`).
+    ///
+    /// # Errors
+    /// Catalog errors or a damaged record.
+    pub fn policy(&self) -> Result<Option<crate::retention::Policy>> {
+        let txn = self.read_txn()?;
+        let table = match txn.open_table(schema::POLICY) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(Error::catalog("opening policy", e)),
+        };
+        table
+            .get("policy")
+            .map_err(|e| Error::catalog("reading policy", e))?
+            .map(|v| crate::retention::Policy::decode(v.value()))
             .transpose()
     }
 }

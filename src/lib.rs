@@ -17,6 +17,9 @@
 //! - [`archiver`]: walks sources and takes a snapshot.
 //! - [`restore`]: writes a snapshot (or part) back to disk.
 //! - [`diff`]: compares two snapshots, or a snapshot with the live file system.
+//! - [`gc`]: garbage collection; [`stats`]: repository statistics.
+//! - [`retention`]: retention policies (which snapshots `forget` keeps), a pure function.
+//! - [`check`] and [`repair`]: verify the catalog against the packs; rebuild it from them.
 //!
 //! # Example
 //!
@@ -36,16 +39,21 @@
 
 pub mod archiver;
 pub mod catalog;
+pub mod check;
 pub mod chunker;
 pub mod codec;
 pub mod config;
 pub mod diff;
 pub mod error;
 pub mod fsmeta;
+pub mod gc;
 pub mod id;
 pub mod model;
+pub mod repair;
 pub mod repo;
 pub mod restore;
+pub mod retention;
+pub mod stats;
 pub mod store;
 
 pub use config::{InitOptions, RepoConfig};

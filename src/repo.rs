@@ -111,30 +111,14 @@ impl Repository {
     /// [`ErrorKind::Repository`] when `path` is not a repository,
     /// [`ErrorKind::UnsupportedVersion`] for a newer format, I/O and catalog errors.
     pub fn open(path: &Path, mode: LockMode, on_wait: &dyn Fn()) -> Result<Self> {
-        let config_path = path.join(CONFIG);
-        let bytes = match fs::read(&config_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::new(
-                    ErrorKind::Repository,
-                    format!(
-                        "{} is not a cairn repository (no config file); create one with `cairn init`",
-                        path.display()
-                    ),
-                ));
-            }
-            Err(e) => return Err(Error::io("reading", &config_path, e)),
-        };
-        let config = RepoConfig::parse(&bytes)?;
-        let lock = lock(&path.join(LOCKS).join(LOCK_FILE), mode, on_wait)?;
-        let catalog = Catalog::open(&path.join(CATALOG))?;
-        let store = PackStore::new(path.join(OBJECTS), path.join(TMP));
+        let raw = RawRepository::open(path, mode, on_wait)?;
+        let catalog = Catalog::open(&raw.catalog_path())?;
         Ok(Self {
-            root: path.to_path_buf(),
-            config,
+            root: raw.root,
+            config: raw.config,
             catalog,
-            store,
-            _lock: lock,
+            store: raw.store,
+            _lock: raw._lock,
         })
     }
 
@@ -262,6 +246,71 @@ impl Repository {
             .blob(&id.0)?
             .ok_or_else(|| Error::corrupt(format!("chunk {id} is not in the catalog")))?;
         self.store.read_blob(&id.0, &loc)
+    }
+}
+
+/// A repository opened without its catalog, for `check` and `repair`,
+/// which must work when `catalog.redb` is damaged or missing.
+pub struct RawRepository {
+    root: PathBuf,
+    config: RepoConfig,
+    store: PackStore,
+    _lock: File,
+}
+
+impl RawRepository {
+    /// Reads the config and takes the lock in `mode`; never opens the catalog.
+    ///
+    /// # Errors
+    /// As [`Repository::open`], minus catalog errors.
+    pub fn open(path: &Path, mode: LockMode, on_wait: &dyn Fn()) -> Result<Self> {
+        let config_path = path.join(CONFIG);
+        let bytes = match fs::read(&config_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::Repository,
+                    format!(
+                        "{} is not a cairn repository (no config file); create one with `cairn init`",
+                        path.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(Error::io("reading", &config_path, e)),
+        };
+        let config = RepoConfig::parse(&bytes)?;
+        let lock = lock(&path.join(LOCKS).join(LOCK_FILE), mode, on_wait)?;
+        Ok(Self {
+            root: path.to_path_buf(),
+            config,
+            store: PackStore::new(path.join(OBJECTS), path.join(TMP)),
+            _lock: lock,
+        })
+    }
+
+    /// The repository directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The pack store.
+    pub fn store(&self) -> &PackStore {
+        &self.store
+    }
+
+    /// Where the catalog file is.
+    pub fn catalog_path(&self) -> PathBuf {
+        self.root.join(CATALOG)
+    }
+
+    /// The directory for temporary files.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join(TMP)
     }
 }
 

@@ -158,6 +158,111 @@ impl PackStore {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Removal, for garbage collection. The caller must hold the repository lock
+// exclusively, and remove a pack only after the catalog commit that drops
+// every reference to it (docs/FORMAT.md, ordering rule 7).
+// ---------------------------------------------------------------------------
+
+impl PackStore {
+    /// Deletes pack `id` (a pack already gone is not an error) without
+    /// syncing its directory: call [`PackStore::sync_pack_dirs`] after a
+    /// batch of removals.
+    ///
+    /// # Errors
+    /// When the file exists but cannot be removed.
+    pub fn remove_pack_unsynced(&self, id: &PackId) -> Result<()> {
+        self.forget_handle(id);
+        let path = self.pack_path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("removing pack", &path, e)),
+        }
+    }
+
+    /// Deletes pack `id` and fsyncs its directory so the removal is durable.
+    ///
+    /// # Errors
+    /// When the file cannot be removed or the directory synced.
+    pub fn remove_pack(&self, id: &PackId) -> Result<()> {
+        self.remove_pack_unsynced(id)?;
+        self.sync_pack_dirs(std::slice::from_ref(id))
+    }
+
+    /// fsyncs the directories holding `ids` (each once).
+    ///
+    /// # Errors
+    /// When a directory cannot be synced.
+    pub fn sync_pack_dirs(&self, ids: &[PackId]) -> Result<()> {
+        let mut dirs: Vec<PathBuf> = ids
+            .iter()
+            .filter_map(|id| self.pack_path(id).parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        for d in dirs.iter().filter(|d| d.exists()) {
+            sync_dir(d)?;
+        }
+        Ok(())
+    }
+
+    /// Every file in `tmp/`, with its size: leftovers of interrupted writers
+    /// (nothing references them).
+    ///
+    /// # Errors
+    /// When `tmp/` cannot be listed.
+    pub fn tmp_files(&self) -> Result<Vec<(PathBuf, u64)>> {
+        let mut out = Vec::new();
+        let rd = match fs::read_dir(&self.tmp) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io("listing", &self.tmp, e)),
+        };
+        for f in rd {
+            let f = f.at("listing", &self.tmp)?;
+            let md = f.metadata().at("reading size of", &f.path())?;
+            if md.is_file() {
+                out.push((f.path(), md.len()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Deletes the given files of `tmp/` and fsyncs `tmp/`.
+    ///
+    /// # Errors
+    /// When a file cannot be removed (one already gone is fine).
+    pub fn remove_tmp_files(&self, files: &[PathBuf]) -> Result<()> {
+        for f in files {
+            if !f.starts_with(&self.tmp) {
+                return Err(Error::invalid(format!(
+                    "{} is not in the repository's tmp directory",
+                    f.display()
+                )));
+            }
+            match fs::remove_file(f) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing", f, e)),
+            }
+        }
+        if !files.is_empty() {
+            sync_dir(&self.tmp)?;
+        }
+        Ok(())
+    }
+
+    /// Drops a cached read handle, so a removed pack is not read from.
+    fn forget_handle(&self, id: &PackId) {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+    }
+}
+
 /// fsyncs a directory so a rename or create in it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)

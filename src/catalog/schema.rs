@@ -18,3 +18,6 @@ pub const TREES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("trees
 pub const SNAPSHOTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("snapshots");
 /// Pack id → encoded [`crate::catalog::PackRecord`].
 pub const PACKS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("packs");
+/// `"policy"` → encoded [`crate::retention::Policy`]. Created on first write;
+/// a catalog without it has no stored policy.
+pub const POLICY: TableDefinition<&str, &[u8]> = TableDefinition::new("policy");

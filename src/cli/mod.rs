@@ -5,13 +5,19 @@
 //! code; everything else is the library's.
 
 mod cat;
+mod check;
 mod diff;
+mod forget;
+mod gc;
 mod init;
 mod list;
 mod ls;
 mod output;
+mod policy;
+mod repair;
 mod restore;
 mod snapshot;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -61,6 +67,12 @@ enum Command {
     Cat(cat::Args),
     Diff(diff::Args),
     Restore(restore::Args),
+    Check(check::Args),
+    Repair(repair::Args),
+    Forget(forget::Args),
+    Policy(policy::Args),
+    Gc(gc::Args),
+    Stats(stats::Args),
 }
 
 /// Global settings every command sees.
@@ -114,6 +126,22 @@ impl Globals {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    // redb can panic on a damaged catalog page rather than return an error;
+    // a user should get a way out, not a backtrace and exit code 101.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "error: cairn stopped on an internal error: {info}\n\
+             If the repository is damaged, `cairn check` says where and \
+             `cairn repair` rebuilds the catalog from the packs."
+        );
+    }));
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(EXIT_ERROR),
+    }
+}
+
+fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -133,6 +161,12 @@ pub fn main() -> ExitCode {
         Command::Cat(a) => cat::run(&globals, &a),
         Command::Diff(a) => diff::run(&globals, &a),
         Command::Restore(a) => restore::run(&globals, &a),
+        Command::Check(a) => check::run(&globals, &a),
+        Command::Repair(a) => repair::run(&globals, &a),
+        Command::Forget(a) => forget::run(&globals, &a),
+        Command::Policy(a) => policy::run(&globals, &a),
+        Command::Gc(a) => gc::run(&globals, &a),
+        Command::Stats(a) => stats::run(&globals, &a),
     };
     ExitCode::from(exit_code(result))
 }

@@ -16,6 +16,10 @@
 //!   the mirror property, PATH limits, what is read, `cairn diff` output.
 //! - `cli`: the `cairn` binary's contract: exit codes, messages, JSON
 //!   output, snapshot references, `cat`/`ls`/`restore`, unreadable files.
+//! - `check`: `cairn check` names each kind of damage; `cairn repair`
+//!   recovers what the packs hold.
+//! - `gc`: forget + gc frees space (within 10% of a fresh repository),
+//!   dry runs, leftovers, gc beside a snapshot, a killed gc, `stats`.
 //! - `robustness`: special files, excludes and ignore files, the repository
 //!   inside its own source, missing sources.
 //!
@@ -27,9 +31,12 @@
 //! `setpriv --reuid 65534 --regid 65534 --clear-groups`.
 
 mod backup_restore;
+mod check;
 mod cli;
 mod dedup;
 mod diff;
 mod durability;
+mod gc;
+mod retention;
 mod robustness;
 mod support;
