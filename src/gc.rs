@@ -30,7 +30,7 @@ use std::path::PathBuf;
 
 use crate::catalog::{CatalogReader, GcBatch, PackRecord};
 use crate::codec;
-use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::id::{ObjectId, PackId, TreeId};
 use crate::model::EntryKind;
 use crate::repo::Repository;
@@ -291,18 +291,15 @@ pub fn collect(repo: &Repository, opts: &GcOptions) -> Result<GcSummary> {
     Ok(summary)
 }
 
-/// Refuses to collect unless some process (the caller) holds the
-/// repository lock exclusively: a shared lock is granted to us only when
-/// nobody does.
+/// Refuses to collect unless this handle holds the repository lock
+/// exclusively: only then can no snapshot be running.
 fn ensure_exclusive(repo: &Repository) -> Result<()> {
-    let path = repo.root().join("locks").join("repo");
-    let f = File::open(&path).at("opening lock file", &path)?;
-    match f.try_lock_shared() {
-        Ok(()) => Err(Error::invalid(
+    if repo.lock_mode() == crate::LockMode::Exclusive {
+        Ok(())
+    } else {
+        Err(Error::invalid(
             "garbage collection needs the repository opened with LockMode::Exclusive",
-        )),
-        Err(std::fs::TryLockError::WouldBlock) => Ok(()),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io("checking lock", &path, e)),
+        ))
     }
 }
 

@@ -46,6 +46,7 @@ pub struct Repository {
     config: RepoConfig,
     catalog: Catalog,
     store: PackStore,
+    lock_mode: LockMode,
     _lock: File,
 }
 
@@ -118,6 +119,7 @@ impl Repository {
             config: raw.config,
             catalog,
             store: raw.store,
+            lock_mode: raw.lock_mode,
             _lock: raw._lock,
         })
     }
@@ -125,6 +127,11 @@ impl Repository {
     /// The repository directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How this handle holds the repository lock.
+    pub fn lock_mode(&self) -> LockMode {
+        self.lock_mode
     }
 
     /// Its configuration.
@@ -255,6 +262,7 @@ pub struct RawRepository {
     root: PathBuf,
     config: RepoConfig,
     store: PackStore,
+    lock_mode: LockMode,
     _lock: File,
 }
 
@@ -284,6 +292,7 @@ impl RawRepository {
             root: path.to_path_buf(),
             config,
             store: PackStore::new(path.join(OBJECTS), path.join(TMP)),
+            lock_mode: mode,
             _lock: lock,
         })
     }
@@ -291,6 +300,11 @@ impl RawRepository {
     /// The repository directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// How this handle holds the repository lock.
+    pub fn lock_mode(&self) -> LockMode {
+        self.lock_mode
     }
 
     /// Its configuration.
