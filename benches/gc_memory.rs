@@ -31,6 +31,10 @@ fn main() {
         Path::new(&bin).exists(),
         "{bin} not found: run `cargo build --release` first or set CAIRN_BIN"
     );
+    assert!(
+        Path::new("/usr/bin/time").exists(),
+        "GNU time is needed to measure peak memory: apt-get install time"
+    );
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let ids = synthetic_repo(&repo, 1000, 1000);
