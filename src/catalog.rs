@@ -193,12 +193,28 @@ pub struct CommitBatch {
     pub snapshots: Vec<(SnapshotId, Vec<u8>)>,
 }
 
+/// A table keyed by ids with our own encoded values, as every catalog table is.
+type IdTable = ReadOnlyTable<&'static [u8; 32], &'static [u8]>;
+
+/// Calls `f` with every row's key and value bytes, in key order.
+fn each_row(
+    table: &IdTable,
+    doing: &str,
+    mut f: impl FnMut([u8; 32], &[u8]) -> Result<()>,
+) -> Result<()> {
+    for item in table.iter().map_err(|e| Error::catalog(doing, e))? {
+        let (k, v) = item.map_err(|e| Error::catalog(doing, e))?;
+        f(*k.value(), v.value())?;
+    }
+    Ok(())
+}
+
 /// A read-only, point-in-time view of the catalog.
 pub struct CatalogReader {
-    blobs: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    trees: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    snapshots: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
-    packs: ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+    blobs: IdTable,
+    trees: IdTable,
+    snapshots: IdTable,
+    packs: IdTable,
 }
 
 impl CatalogReader {
@@ -262,17 +278,13 @@ impl CatalogReader {
     /// Catalog errors or a damaged record.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
         let mut out = Vec::new();
-        for item in self
-            .snapshots
-            .iter()
-            .map_err(|e| Error::catalog("listing snapshots", e))?
-        {
-            let (k, v) = item.map_err(|e| Error::catalog("listing snapshots", e))?;
-            let id = SnapshotId::from(*k.value());
-            let snap = Snapshot::decode(v.value())
-                .map_err(|e| Error::corrupt(format!("snapshot {id}: {e}")))?;
+        each_row(&self.snapshots, "listing snapshots", |k, v| {
+            let id = SnapshotId::from(k);
+            let snap =
+                Snapshot::decode(v).map_err(|e| Error::corrupt(format!("snapshot {id}: {e}")))?;
             out.push((id, snap));
-        }
+            Ok(())
+        })?;
         out.sort_by_key(|(id, s)| (s.time_ns, *id));
         Ok(out)
     }
@@ -283,14 +295,10 @@ impl CatalogReader {
     /// Catalog errors.
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         let mut out = Vec::new();
-        for item in self
-            .snapshots
-            .iter()
-            .map_err(|e| Error::catalog("listing snapshots", e))?
-        {
-            let (k, _) = item.map_err(|e| Error::catalog("listing snapshots", e))?;
-            out.push(SnapshotId::from(*k.value()));
-        }
+        each_row(&self.snapshots, "listing snapshots", |k, _| {
+            out.push(SnapshotId::from(k));
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -347,17 +355,13 @@ impl CatalogReader {
     /// Catalog errors or a damaged record.
     pub fn packs(&self) -> Result<Vec<(PackId, PackRecord)>> {
         let mut out = Vec::new();
-        for item in self
-            .packs
-            .iter()
-            .map_err(|e| Error::catalog("listing packs", e))?
-        {
-            let (k, v) = item.map_err(|e| Error::catalog("listing packs", e))?;
-            let id = PackId::from(*k.value());
-            let rec = decode_versioned(PACK_RECORD_VERSION, "pack record", v.value())
+        each_row(&self.packs, "listing packs", |k, v| {
+            let id = PackId::from(k);
+            let rec = decode_versioned(PACK_RECORD_VERSION, "pack record", v)
                 .map_err(|e| Error::corrupt(format!("pack record {id}: {e}")))?;
             out.push((id, rec));
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -369,18 +373,12 @@ impl CatalogReader {
         &self,
         mut f: impl FnMut(ObjectId, BlobLocation) -> Result<()>,
     ) -> Result<()> {
-        for item in self
-            .blobs
-            .iter()
-            .map_err(|e| Error::catalog("listing blobs", e))?
-        {
-            let (k, v) = item.map_err(|e| Error::catalog("listing blobs", e))?;
-            let id = ObjectId(*k.value());
-            let loc = BlobLocation::decode(v.value())
+        each_row(&self.blobs, "listing blobs", |k, v| {
+            let id = ObjectId(k);
+            let loc = BlobLocation::decode(v)
                 .map_err(|e| Error::corrupt(format!("blob location of {id}: {e}")))?;
-            f(id, loc)?;
-        }
-        Ok(())
+            f(id, loc)
+        })
     }
 
     /// Calls `f` with every tree record's id and raw bytes (unverified).
@@ -388,15 +386,7 @@ impl CatalogReader {
     /// # Errors
     /// Catalog errors or the first error of `f`.
     pub fn for_each_raw_tree(&self, mut f: impl FnMut(TreeId, &[u8]) -> Result<()>) -> Result<()> {
-        for item in self
-            .trees
-            .iter()
-            .map_err(|e| Error::catalog("listing trees", e))?
-        {
-            let (k, v) = item.map_err(|e| Error::catalog("listing trees", e))?;
-            f(TreeId::from(*k.value()), v.value())?;
-        }
-        Ok(())
+        each_row(&self.trees, "listing trees", |k, v| f(TreeId::from(k), v))
     }
 
     /// Every snapshot record's id and raw bytes (unverified), in key order.

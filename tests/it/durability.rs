@@ -2,33 +2,12 @@
 //! moment, or two snapshots running at once, never leave a snapshot that
 //! points at missing data; every listed snapshot restores exactly.
 
-use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cairn::{LockMode, Repository};
-
 use crate::support::*;
-
-/// Restores every snapshot in the repository and compares each source path
-/// with what was restored; returns how many snapshots there were.
-fn restore_every_snapshot(repo_path: &Path, scratch: &Path) -> usize {
-    let repo = Repository::open(repo_path, LockMode::Shared, &|| {}).unwrap();
-    let snaps = repo.snapshots().unwrap();
-    for (id, snap) in &snaps {
-        let target = scratch.join(format!("restore-{}", id.short()));
-        restore_all(&repo, snap.tree, &target);
-        for p in &snap.paths {
-            let src = Path::new(OsStr::from_bytes(p));
-            assert_same_tree(src, &restored_path(&target, src));
-        }
-        fs::remove_dir_all(&target).unwrap();
-    }
-    snaps.len()
-}
 
 #[test]
 fn a_killed_snapshot_leaves_only_complete_snapshots() {

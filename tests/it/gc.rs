@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -58,23 +57,6 @@ fn versions(root: &Path, n: u64) -> Vec<PathBuf> {
 /// Total size of the pack files.
 fn pack_bytes(repo: &Path) -> u64 {
     du(&repo.join("objects"))
-}
-
-/// Restores every snapshot and compares each source path with it; returns
-/// how many snapshots there were.
-fn restore_every_snapshot(repo_path: &Path, scratch: &Path) -> usize {
-    let repo = open(repo_path, LockMode::Shared);
-    let snaps = repo.snapshots().unwrap();
-    for (id, snap) in &snaps {
-        let target = scratch.join(format!("restore-{}", id.short()));
-        restore_all(&repo, snap.tree, &target);
-        for p in &snap.paths {
-            let src = Path::new(OsStr::from_bytes(p));
-            assert_same_tree(src, &restored_path(&target, src));
-        }
-        fs::remove_dir_all(&target).unwrap();
-    }
-    snaps.len()
 }
 
 /// The catalog invariant gc must keep: every indexed blob and every pack

@@ -520,6 +520,24 @@ pub fn restore_all(repo: &Repository, root: TreeId, target: &Path) -> RestoreSum
     summary
 }
 
+/// Restores every snapshot of the repository at `repo_path` (below
+/// `scratch`) and compares each source path with what was restored; returns
+/// how many snapshots there were.
+pub fn restore_every_snapshot(repo_path: &Path, scratch: &Path) -> usize {
+    let repo = Repository::open(repo_path, cairn::LockMode::Shared, &|| {}).unwrap();
+    let snaps = repo.snapshots().unwrap();
+    for (id, snap) in &snaps {
+        let target = scratch.join(format!("restore-{}", id.short()));
+        restore_all(&repo, snap.tree, &target);
+        for p in &snap.paths {
+            let src = Path::new(OsStr::from_bytes(p));
+            assert_same_tree(src, &restored_path(&target, src));
+        }
+        fs::remove_dir_all(&target).unwrap();
+    }
+    snaps.len()
+}
+
 /// Where an absolute source path lands when restored into `target`.
 pub fn restored_path(target: &Path, abs: &Path) -> PathBuf {
     target.join(abs.strip_prefix("/").expect("an absolute path"))
