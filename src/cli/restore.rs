@@ -62,21 +62,21 @@ pub struct Args {
     /// Restore into a non-empty target: entries in the way are replaced (a
     /// directory where the snapshot has a file is deleted with its contents);
     /// files not in the snapshot are left alone
-    #[arg(long, requires = "target")]
+    #[arg(long, conflicts_with = "in_place")]
     pub overwrite: bool,
 
     /// With --in-place: delete files and directories that are not in the
     /// snapshot (only below the restored paths)
-    #[arg(long, requires = "in_place")]
+    #[arg(long, conflicts_with = "target")]
     pub delete: bool,
 
     /// With --in-place: show what would change, change nothing
-    #[arg(long, requires = "in_place")]
+    #[arg(long, conflicts_with = "target")]
     pub dry_run: bool,
 
     /// With --in-place: do not ask for confirmation (needed when standard
     /// input is not a terminal)
-    #[arg(long, short = 'y', requires = "in_place")]
+    #[arg(long, short = 'y', conflicts_with = "target")]
     pub yes: bool,
 
     /// Print the result as one JSON object

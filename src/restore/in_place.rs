@@ -684,21 +684,16 @@ impl Applier<'_> {
                 self.fail(dir, &e);
             }
         }
-        let mut synced: BTreeSet<&Path> = BTreeSet::new();
         for dir in dirs.keys() {
-            if synced.insert(dir) {
-                if let Err(e) = sync_dir(dir) {
-                    self.fail(dir, &e);
-                }
+            if let Err(e) = sync_dir(dir) {
+                self.fail(dir, &e);
             }
         }
-        // The parents of the restored paths hold new or replaced entries too.
-        for r in self.roots {
-            if let Some(p) = r.parent() {
-                if synced.insert(p) {
-                    let _ = sync_dir(p);
-                }
-            }
+        // The parents of the restored paths hold new or replaced entries too
+        // (best effort: they are outside what is restored).
+        let parents: BTreeSet<&Path> = self.roots.iter().filter_map(|r| r.parent()).collect();
+        for p in parents.into_iter().filter(|p| !dirs.contains_key(*p)) {
+            let _ = sync_dir(p);
         }
     }
 }
