@@ -607,7 +607,7 @@ impl Applier<'_> {
             }
             Action::Delete { by_parent: false } => {
                 self.touch_parent(path)?;
-                clear(path)?;
+                remove(path)?;
                 self.count(change.kind, action);
                 return Ok(None);
             }
@@ -638,7 +638,7 @@ impl Applier<'_> {
             }
             // rename cannot replace a directory: it goes first (the safety
             // snapshot holds it).
-            clear(path)?;
+            remove(path)?;
         }
         if let EntryKind::Dir { .. } = new.kind {
             clear(path)?;
@@ -698,6 +698,39 @@ impl Applier<'_> {
     }
 }
 
+/// Removes what is at `path` without following a symlink; a directory tree
+/// with read-only directories in it (which stop the removal when not root)
+/// is made writable for the owner and removed again.
+fn remove(path: &Path) -> Result<()> {
+    let first = match clear(path) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if is_dir && open_tree(path).is_ok() {
+        clear(path)
+    } else {
+        Err(first)
+    }
+}
+
+/// Gives the owner full access to `dir` and every directory below it (not
+/// following symlinks).
+fn open_tree(dir: &Path) -> Result<()> {
+    let md = fs::symlink_metadata(dir).at("reading", dir)?;
+    if md.mode() & 0o700 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(md.mode() | 0o700))
+            .at("making writable", dir)?;
+    }
+    for item in fs::read_dir(dir).at("reading", dir)? {
+        let item = item.at("reading", dir)?;
+        if item.file_type().at("reading", &item.path())?.is_dir() {
+            open_tree(&item.path())?;
+        }
+    }
+    Ok(())
+}
+
 enum Op {
     File(Install),
     Other(Install),
@@ -712,4 +745,116 @@ fn replace(tmp: &Path, path: &Path) -> Result<()> {
         let _ = fs::remove_file(tmp);
         Error::io("replacing", path, e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::LIVE_TREE;
+
+    fn entry(name: &str, dir: bool) -> Entry {
+        Entry {
+            name: name.as_bytes().to_vec(),
+            kind: if dir {
+                EntryKind::Dir { tree: LIVE_TREE }
+            } else {
+                EntryKind::File {
+                    size: 0,
+                    chunks: Vec::new(),
+                }
+            },
+            meta: Meta::default(),
+        }
+    }
+
+    fn change(
+        path: &str,
+        kind: ChangeKind,
+        old_dir: Option<bool>,
+        new_dir: Option<bool>,
+    ) -> Change {
+        let name = path.rsplit('/').next().unwrap();
+        Change {
+            path: path.as_bytes().to_vec(),
+            kind,
+            old: old_dir.map(|d| entry(name, d)),
+            new: new_dir.map(|d| entry(name, d)),
+            chunks_differ: 0,
+            bytes_differ: 0,
+            chunks_dropped: 0,
+            bytes_dropped: 0,
+        }
+    }
+
+    fn actions(changes: Vec<Change>, delete: bool) -> Vec<(String, Action)> {
+        classify(changes, delete, Path::new("/s/keep/repo"))
+            .0
+            .into_iter()
+            .map(|p| (String::from_utf8(p.change.path).unwrap(), p.action))
+            .collect()
+    }
+
+    fn sample() -> Vec<Change> {
+        use ChangeKind::{Added, Removed, Type};
+        vec![
+            change("/s/a", Type, Some(true), Some(false)),
+            change("/s/a/x", Removed, Some(false), None),
+            change("/s/b", Removed, Some(true), None),
+            change("/s/b/y", Removed, Some(false), None),
+            change("/s/c", Added, None, Some(false)),
+            change("/s/keep", Removed, Some(true), None),
+            change("/s/keep/other", Removed, Some(false), None),
+            change("/s/keep/repo", Added, None, Some(true)),
+            change("/s/keep/repo/config", Added, None, Some(false)),
+        ]
+    }
+
+    #[test]
+    fn without_delete_only_a_type_change_removes_old_contents() {
+        let by_parent = Action::Delete { by_parent: true };
+        assert_eq!(
+            actions(sample(), false),
+            vec![
+                ("/s/a".into(), Action::Restore),
+                ("/s/a/x".into(), by_parent),
+                ("/s/b".into(), Action::Keep),
+                ("/s/b/y".into(), Action::Keep),
+                ("/s/c".into(), Action::Restore),
+                ("/s/keep".into(), Action::Keep),
+                ("/s/keep/other".into(), Action::Keep),
+            ]
+        );
+    }
+
+    #[test]
+    fn delete_removes_whole_trees_but_never_the_repository_or_its_parents() {
+        let by_parent = Action::Delete { by_parent: true };
+        let own = Action::Delete { by_parent: false };
+        let (planned, counts) = classify(sample(), true, Path::new("/s/keep/repo"));
+        assert_eq!(
+            planned
+                .iter()
+                .map(|p| (String::from_utf8(p.change.path.clone()).unwrap(), p.action))
+                .collect::<Vec<_>>(),
+            vec![
+                ("/s/a".into(), Action::Restore),
+                ("/s/a/x".into(), by_parent),
+                ("/s/b".into(), own),
+                ("/s/b/y".into(), by_parent),
+                ("/s/c".into(), Action::Restore),
+                ("/s/keep".into(), Action::Keep),
+                ("/s/keep/other".into(), own),
+            ]
+        );
+        assert_eq!(
+            counts,
+            Counts {
+                added: 1,
+                type_changed: 1,
+                deleted: 4,
+                kept: 1,
+                ..Counts::default()
+            }
+        );
+    }
 }

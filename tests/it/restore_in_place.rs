@@ -405,3 +405,24 @@ fn in_place_and_target_are_mutually_exclusive_and_one_is_required() {
     assert!(!target.exists());
     assert_eq!(snapshot_count(&repo), 1);
 }
+
+#[test]
+fn delete_never_touches_the_repository_inside_the_restored_path() {
+    let (_s, src, _) = project();
+    let repo = src.join("backups");
+    let id = snap(&repo, &[&src]);
+    let snapshot_state = describe(&src);
+    fs::write(src.join("added.txt"), b"extra\n").unwrap();
+
+    let out = restore_in_place(&repo, &id, &["--delete", "--yes"]);
+    assert_eq!(out["counts"]["deleted"], 1, "{out}");
+    assert!(!src.join("added.txt").exists());
+    // The repository is intact and still in place; the rest is the snapshot.
+    let mut outside_repo = describe(&src);
+    outside_repo.retain(|k, _| !k.starts_with(b"backups"));
+    let mut expected = snapshot_state.clone();
+    expected.retain(|k, _| !k.starts_with(b"backups"));
+    assert_descs_equal(&expected, &outside_repo);
+    run(cairn_at(&repo).args(["check"])).ok();
+    assert_eq!(snapshot_count(&repo), 2);
+}
