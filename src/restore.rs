@@ -10,6 +10,9 @@
 //! symlinks in the target are replaced, never followed; files are created
 //! with `O_CREAT|O_EXCL|O_NOFOLLOW`. An existing non-empty target is refused
 //! unless `overwrite` is set.
+//!
+//! [`in_place`] restores over the paths a snapshot was taken from, after a
+//! safety snapshot, reusing the file writing and metadata code here.
 
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, OpenOptions};

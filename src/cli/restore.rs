@@ -233,8 +233,22 @@ fn run_in_place(
     if !args.yes {
         confirm(n, &over)?;
     }
-    let outcome = in_place::restore_in_place(repo, id, snap, &opts, &StderrReport)
-        .with_context(|| format!("restoring snapshot {} in place", id.short()))?;
+    let context = || format!("restoring snapshot {} in place", id.short());
+    let saved =
+        in_place::save_current(repo, id, snap, &opts, &StderrReport).with_context(context)?;
+    if !args.json && !g.quiet {
+        // Before anything changes: should the restore be interrupted, this
+        // names the snapshot that holds the previous state.
+        match &saved.safety {
+            Some((s, _)) => println!(
+                "saved the previous state as snapshot {} (tag {})",
+                s.short(),
+                in_place::SAFETY_TAG
+            ),
+            None => println!("nothing existed at {over}: no safety snapshot needed"),
+        }
+    }
+    let outcome = in_place::apply(repo, snap, &opts, &saved).with_context(context)?;
     for (p, e) in &outcome.errors {
         eprintln!("error: {}: {e}", output::path(p.as_os_str().as_bytes()));
     }
@@ -254,14 +268,6 @@ fn run_in_place(
         }))?;
     } else {
         if !g.quiet {
-            match &outcome.safety {
-                Some(s) => println!(
-                    "saved the previous state as snapshot {} (tag {})",
-                    s.short(),
-                    in_place::SAFETY_TAG
-                ),
-                None => println!("nothing existed at {over}: no safety snapshot needed"),
-            }
             println!(
                 "restored snapshot {} over {over}: {} ({} written)",
                 id.short(),

@@ -192,19 +192,25 @@ pub fn plan(repo: &Repository, snap: &Snapshot, opts: &InPlaceOptions) -> Result
     })
 }
 
-/// Restores `snap` (whose id is `id`) over the paths it was taken from.
-///
-/// First takes a safety snapshot of the restored paths that exist (tagged
-/// [`SAFETY_TAG`], message "before restoring ID"), reporting its warnings
-/// to `report`; then applies the diff from that snapshot to `snap`.
-/// Restoring the safety snapshot in place with `delete`, and removing
-/// [`InPlaceOutcome::created`], undoes it. Call [`plan`] first to show the
-/// change and skip the safety snapshot when there is nothing to do.
+/// The state saved by [`save_current`]: the restored paths, and the safety
+/// snapshot of those that exist.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    /// The restored paths.
+    pub roots: Vec<PathBuf>,
+    /// The safety snapshot (tag [`SAFETY_TAG`]); `None` when none of the
+    /// restored paths existed (nothing to save).
+    pub safety: Option<(SnapshotId, Snapshot)>,
+    /// Restored paths that did not exist (not in the safety snapshot:
+    /// undoing the restore means removing them).
+    pub created: Vec<PathBuf>,
+}
+
+/// Restores `snap` (whose id is `id`) over the paths it was taken from:
+/// [`save_current`], then [`apply`].
 ///
 /// # Errors
-/// As [`plan`]; [`ErrorKind::Io`] when the safety snapshot could not read
-/// some path (then nothing is changed); repository errors. Failures on
-/// single paths are listed in [`InPlaceOutcome::errors`].
+/// As [`save_current`] and [`apply`].
 pub fn restore_in_place(
     repo: &Repository,
     id: &SnapshotId,
@@ -212,33 +218,77 @@ pub fn restore_in_place(
     opts: &InPlaceOptions,
     report: &dyn Report,
 ) -> Result<InPlaceOutcome> {
+    let saved = save_current(repo, id, snap, opts, report)?;
+    apply(repo, snap, opts, &saved)
+}
+
+/// The first step of an in-place restore of `snap` (whose id is `id`): a
+/// safety snapshot of the restored paths that exist, tagged [`SAFETY_TAG`]
+/// with the message "before restoring ID", its warnings reported to
+/// `report`. Call [`plan`] first to show the change and skip this when
+/// there is nothing to do.
+///
+/// # Errors
+/// As [`plan`]; [`ErrorKind::Io`] when the safety snapshot could not read
+/// some path (then [`apply`] must not run: that path would be lost);
+/// repository errors.
+pub fn save_current(
+    repo: &Repository,
+    id: &SnapshotId,
+    snap: &Snapshot,
+    opts: &InPlaceOptions,
+    report: &dyn Report,
+) -> Result<Saved> {
     let roots = restored_paths(repo, snap, &opts.includes)?;
     let (existing, created): (Vec<PathBuf>, Vec<PathBuf>) = roots
         .iter()
         .cloned()
         .partition(|r| fs::symlink_metadata(r).is_ok());
-    let safety = if existing.is_empty() {
-        None
-    } else {
-        let mut so = SnapshotOptions::new(existing);
-        so.tags = vec![SAFETY_TAG.to_string()];
-        so.message = format!("before restoring {}", id.short());
-        so.username.clone_from(&opts.username);
-        let saved = archiver::snapshot(repo, &so, report)?;
-        if saved.snapshot.summary.errors > 0 {
-            return Err(Error::new(
-                ErrorKind::Io,
-                format!(
-                    "the safety snapshot {} could not save {} path(s) (named above), so nothing \
-                     was restored: make them readable and try again, or restore elsewhere with --target",
-                    saved.id.short(),
-                    saved.snapshot.summary.errors
-                ),
-            ));
-        }
-        Some((saved.id, saved.snapshot))
-    };
-    let old = match &safety {
+    if existing.is_empty() {
+        return Ok(Saved {
+            roots,
+            safety: None,
+            created,
+        });
+    }
+    let mut so = SnapshotOptions::new(existing);
+    so.tags = vec![SAFETY_TAG.to_string()];
+    so.message = format!("before restoring {}", id.short());
+    so.username.clone_from(&opts.username);
+    let result = archiver::snapshot(repo, &so, report)?;
+    if result.snapshot.summary.errors > 0 {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "the safety snapshot {} could not save {} path(s) (named above), so nothing \
+                 was restored: make them readable and try again, or restore elsewhere with --target",
+                result.id.short(),
+                result.snapshot.summary.errors
+            ),
+        ));
+    }
+    Ok(Saved {
+        roots,
+        safety: Some((result.id, result.snapshot)),
+        created,
+    })
+}
+
+/// The second step: makes the restored paths as in `snap`, changing what
+/// differs from the state `saved` holds. Restoring the safety snapshot in
+/// place with `delete`, and removing [`Saved::created`], undoes it.
+///
+/// # Errors
+/// Catalog and repository errors. Failures on single paths are listed in
+/// [`InPlaceOutcome::errors`].
+pub fn apply(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &InPlaceOptions,
+    saved: &Saved,
+) -> Result<InPlaceOutcome> {
+    let roots = saved.roots.clone();
+    let old = match &saved.safety {
         Some((_, s)) => Side::Snapshot(s),
         None => Side::Live(Vec::new()),
     };
@@ -278,8 +328,8 @@ pub fn restore_in_place(
     errors.sort();
     Ok(InPlaceOutcome {
         roots,
-        safety: safety.map(|(id, _)| id),
-        created,
+        safety: saved.safety.as_ref().map(|(id, _)| *id),
+        created: saved.created.clone(),
         counts,
         bytes,
         errors,

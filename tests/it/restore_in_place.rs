@@ -426,3 +426,37 @@ fn delete_never_touches_the_repository_inside_the_restored_path() {
     run(cairn_at(&repo).args(["check"])).ok();
     assert_eq!(snapshot_count(&repo), 2);
 }
+
+#[test]
+fn library_plan_and_restore_agree() {
+    use cairn::restore::in_place::{self, InPlaceOptions};
+    let (s, src, repo) = project();
+    let id = snap(&repo, &[&src]);
+    let snapshot_state = describe(&src);
+    mutate(&src, &s.join("outside"));
+    let r = open(&repo);
+    let (sid, snapshot) = r.resolve(&id).unwrap();
+    let opts = InPlaceOptions {
+        delete: true,
+        ..InPlaceOptions::default()
+    };
+    let plan = in_place::plan(&r, &snapshot, &opts).unwrap();
+    assert_eq!(plan.roots, vec![src.clone()]);
+    let outcome =
+        in_place::restore_in_place(&r, &sid, &snapshot, &opts, &cairn::archiver::NoReport).unwrap();
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(outcome.counts, plan.counts);
+    assert!(outcome.created.is_empty());
+    let safety = outcome.safety.unwrap();
+    let (_, saved) = r.resolve(&safety.to_hex()).unwrap();
+    assert_eq!(saved.tags, vec![in_place::SAFETY_TAG.to_string()]);
+    assert_descs_equal(&snapshot_state, &describe(&src));
+    // Nothing left to do.
+    assert_eq!(
+        in_place::plan(&r, &snapshot, &opts)
+            .unwrap()
+            .counts
+            .changes(),
+        0
+    );
+}
