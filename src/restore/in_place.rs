@@ -26,21 +26,21 @@
 //!   removed, never followed; deletion (`delete`) removes only entries the
 //!   diff reports as absent from the snapshot, without following symlinks.
 //!
-//! File writing and metadata are the normal restore's ([`super::restore_file`],
-//! [`super::restore_other`], [`fsmeta`]).
+//! File writing and metadata are the normal restore's (`restore_file`,
+//! `restore_other`, [`fsmeta`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
-use std::fs::{self, DirBuilder};
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::{clear, error_chain, lock, restore_file, restore_other};
+use super::{clear, ensure_dir, error_chain, lock, restore_file, restore_other};
 use crate::archiver::{self, Report, SnapshotOptions};
 use crate::catalog::CatalogReader;
 use crate::diff::{self, Change, ChangeKind, DiffOptions, DiffWarning, Side};
@@ -691,11 +691,9 @@ impl Applier<'_> {
             remove(path)?;
         }
         if let EntryKind::Dir { .. } = new.kind {
-            clear(path)?;
-            DirBuilder::new()
-                .mode(0o700)
-                .create(path)
-                .at("creating directory", path)?;
+            // Whatever non-directory is there goes (a symlink as a link); a
+            // directory that appeared since the safety snapshot is kept.
+            ensure_dir(path)?;
             self.dirs.insert(path.to_path_buf(), Some(new.meta));
             self.count(change.kind, action);
             return Ok(None);
