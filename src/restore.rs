@@ -10,6 +10,9 @@
 //! symlinks in the target are replaced, never followed; files are created
 //! with `O_CREAT|O_EXCL|O_NOFOLLOW`. An existing non-empty target is refused
 //! unless `overwrite` is set.
+//!
+//! [`in_place`] restores over the paths a snapshot was taken from, after a
+//! safety snapshot, reusing the file writing and metadata code here.
 
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, OpenOptions};
@@ -27,6 +30,8 @@ use crate::fsmeta;
 use crate::id::{ChunkId, TreeId};
 use crate::model::{Entry, EntryKind, Meta};
 use crate::repo::{Repository, locate_in, path_components};
+
+pub mod in_place;
 
 /// What to restore and where.
 #[derive(Debug, Clone)]
@@ -176,6 +181,7 @@ pub fn restore(repo: &Repository, root: TreeId, opts: &RestoreOptions) -> Result
             chunks,
             &f.entry.meta,
             opts.owner,
+            false,
         ) {
             Ok(n) => {
                 let mut s = lock(&summary);
@@ -278,6 +284,9 @@ fn ensure_dir(path: &Path) -> Result<()> {
         .at("creating directory", path)
 }
 
+/// Creates the file `path` with these chunks and metadata; with `sync`, its
+/// data reach the disk before this returns (in-place restore renames it over
+/// a live file next).
 fn restore_file(
     repo: &Repository,
     reader: &CatalogReader,
@@ -285,6 +294,7 @@ fn restore_file(
     chunks: &[ChunkId],
     meta: &Meta,
     owner: bool,
+    sync: bool,
 ) -> Result<u64> {
     clear(path)?;
     let mut file = OpenOptions::new()
@@ -302,6 +312,9 @@ fn restore_file(
             written += data.len() as u64;
         }
         fsmeta::apply_to_file(&file, path, meta, owner)?;
+        if sync {
+            file.sync_all().at("syncing", path)?;
+        }
         Ok(written)
     };
     let result = write_all();

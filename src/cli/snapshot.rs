@@ -69,7 +69,7 @@ pub struct Args {
     pub json: bool,
 }
 
-struct StderrReport;
+pub(super) struct StderrReport;
 
 impl Report for StderrReport {
     fn warning(&self, w: &Warning) {

@@ -20,6 +20,9 @@
 //!   recovers what the packs hold.
 //! - `gc`: forget + gc frees space (within 10% of a fresh repository),
 //!   dry runs, leftovers, gc beside a snapshot, a killed gc, `stats`.
+//! - `restore_in_place`: `restore --in-place` puts a snapshot back over its
+//!   paths, keeps or deletes extras, takes a safety snapshot and prints an
+//!   undo command that really undoes it; dry runs and refusals change nothing.
 //! - `robustness`: special files, excludes and ignore files, the repository
 //!   inside its own source, missing sources.
 //!
@@ -37,6 +40,7 @@ mod dedup;
 mod diff;
 mod durability;
 mod gc;
+mod restore_in_place;
 mod retention;
 mod robustness;
 mod support;
