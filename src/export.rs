@@ -384,7 +384,7 @@ impl<S: Sink> Walk<'_, S> {
 /// Puts the archive path into an error (keeping its kind, and an I/O
 /// cause such as a closed pipe).
 fn about(e: Error, path: &[u8]) -> Error {
-    let shown = String::from_utf8_lossy(path);
+    let shown = show(path);
     let io_cause = std::error::Error::source(&e)
         .and_then(|s| s.downcast_ref::<io::Error>())
         .map(|io| io::Error::new(io.kind(), io.to_string()));
@@ -396,6 +396,18 @@ fn about(e: Error, path: &[u8]) -> Error {
         ),
         (kind, _) => Error::new(kind, format!("exporting {shown}: {}", chain(&e))),
     }
+}
+
+/// A raw path for messages: valid UTF-8 as is, other bytes as `\xNN`.
+fn show(raw: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in raw.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 fn chain(e: &Error) -> String {
