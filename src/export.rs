@@ -44,6 +44,7 @@ use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::id::TreeId;
 use crate::model::{Entry, EntryKind, Meta};
 use crate::repo::{Repository, locate_in, path_components};
+use crate::store::sync_dir;
 
 /// Archive formats `export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +208,7 @@ pub fn export_to_path(
             .map_err(|e| Error::io("writing", &tmp, e.into_error()))?;
         file.sync_all().at("syncing", &tmp)?;
         fs::rename(&tmp, path).at("creating", path)?;
+        sync_dir(dir)?;
         Ok(summary)
     })();
     if result.is_err() {
@@ -590,7 +592,7 @@ impl<W: Write + Seek> ZipSink<W> {
         std::str::from_utf8(path).map_err(|_| {
             Error::invalid(
                 "zip names must be UTF-8 and this name is not; export as tar (--format tar), \
-                 which keeps names byte for byte, or leave this path out with --include",
+                 which keeps names byte for byte, or export the other paths with --include",
             )
         })
     }
@@ -679,5 +681,27 @@ impl<W: Write + Seek> Sink for ZipSink<W> {
         let mut out = self.zip.finish().map_err(zip_err)?;
         out.flush().map_err(output_io)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_follow_file_names() {
+        let f = |n: &str| Format::from_file_name(Path::new(n));
+        assert_eq!(f("a.tar"), Some(Format::Tar));
+        assert_eq!(f("dir/B.TAR"), Some(Format::Tar));
+        assert_eq!(f("a.tar.zst"), Some(Format::TarZst));
+        assert_eq!(f("a.tzst"), Some(Format::TarZst));
+        assert_eq!(f("a.zip"), Some(Format::Zip));
+        assert_eq!(f("a.tgz"), None);
+        assert_eq!(f("zip"), None);
+    }
+
+    #[test]
+    fn message_paths_escape_only_invalid_bytes() {
+        assert_eq!(show(b"a/\xc3\xa9/caf\xe9"), "a/\u{e9}/caf\\xe9");
     }
 }

@@ -32,7 +32,7 @@ cairn export latest | tar -tvf -\n  \
 cairn export latest | gzip > project.tar.gz\n\n\
 Exit status: 0 written (entries the format cannot hold are named on stderr); 1 error, e.g. a \
 corrupt chunk (no -o FILE is left behind); 2 bad usage: unknown snapshot or path, a terminal as \
-output, an unknown format, or a name zip cannot hold."
+output, an unsupported file extension, or a name zip cannot hold."
 )]
 pub struct Args {
     /// Snapshot: latest, an id, or a unique id prefix
