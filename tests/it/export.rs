@@ -60,6 +60,8 @@ fn source(scratch: &Scratch) -> PathBuf {
         .mtime(T + 13_000_000_000)
         .file("src/ünïcödé.txt", b"utf-8 name\n")
         .mtime(T + 14_000_000_000)
+        // Exported as a second regular file with the same content.
+        .hardlink("src/hello-again.txt", "src/hello.txt")
         .create(scratch.path());
     // Set last: writing the children changed it.
     set_mtime(&src, T);
@@ -487,6 +489,11 @@ fn a_corrupt_chunk_fails_naming_the_file_and_leaves_no_archive() {
         );
         assert!(!file.exists(), "{name} was left behind");
     }
+    // An existing file of that name is left as it was.
+    let old = scratch.join("old.tar");
+    fs::write(&old, b"the previous archive").unwrap();
+    run(cairn_at(&repo).args(["export", "latest", "-o"]).arg(&old)).expect_code(1);
+    assert_eq!(fs::read(&old).unwrap(), b"the previous archive");
     assert_eq!(leftovers(&scratch), Vec::<String>::new());
 
     // The library says it is corruption.
