@@ -17,6 +17,7 @@
 //! - [`archiver`]: walks sources and takes a snapshot.
 //! - [`restore`]: writes a snapshot (or part) back to disk.
 //! - [`diff`]: compares two snapshots, or a snapshot with the live file system.
+//! - [`export`]: writes a snapshot as a tar or zip archive.
 //! - [`gc`]: garbage collection; [`stats`]: repository statistics.
 //! - [`retention`]: retention policies (which snapshots `forget` keeps), a pure function.
 //! - [`check`] and [`repair`]: verify the catalog against the packs; rebuild it from them.
@@ -45,6 +46,7 @@ pub mod codec;
 pub mod config;
 pub mod diff;
 pub mod error;
+pub mod export;
 pub mod fsmeta;
 pub mod gc;
 pub mod id;

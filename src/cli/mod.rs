@@ -7,6 +7,7 @@
 mod cat;
 mod check;
 mod diff;
+mod export;
 mod forget;
 mod gc;
 mod init;
@@ -67,6 +68,7 @@ enum Command {
     Cat(cat::Args),
     Diff(diff::Args),
     Restore(restore::Args),
+    Export(export::Args),
     Check(check::Args),
     Repair(repair::Args),
     Forget(forget::Args),
@@ -161,6 +163,7 @@ fn run() -> ExitCode {
         Command::Cat(a) => cat::run(&globals, &a),
         Command::Diff(a) => diff::run(&globals, &a),
         Command::Restore(a) => restore::run(&globals, &a),
+        Command::Export(a) => export::run(&globals, &a),
         Command::Check(a) => check::run(&globals, &a),
         Command::Repair(a) => repair::run(&globals, &a),
         Command::Forget(a) => forget::run(&globals, &a),

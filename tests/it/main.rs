@@ -18,6 +18,8 @@
 //!   output, snapshot references, `cat`/`ls`/`restore`, unreadable files.
 //! - `check`: `cairn check` names each kind of damage; `cairn repair`
 //!   recovers what the packs hold.
+//! - `export`: tar and zip archives read back by `tar` and Python's
+//!   zipfile match the source; `--include`; a corrupt chunk leaves no file.
 //! - `gc`: forget + gc frees space (within 10% of a fresh repository),
 //!   dry runs, leftovers, gc beside a snapshot, a killed gc, `stats`.
 //! - `restore_in_place`: `restore --in-place` puts a snapshot back over its
@@ -39,6 +41,7 @@ mod cli;
 mod dedup;
 mod diff;
 mod durability;
+mod export;
 mod gc;
 mod restore_in_place;
 mod retention;
