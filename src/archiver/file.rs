@@ -135,8 +135,16 @@ pub(crate) fn read_file(
         return Err(ReadFailure::Vanished);
     }
     let mut sqlite_fallback = None;
+    let is_db = opts.sqlite_tmp.is_some() && sqlite::has_header(&file);
+    // why: SQLite, even read-only, creates `-wal` and `-shm` files beside a
+    // WAL-mode database that has none, and they would stay behind. No `-wal`
+    // means no connection is open and every commit is in the main file,
+    // which changes only at a checkpoint; so it is read as raw bytes, and
+    // the re-stat below catches a checkpoint during the read.
+    let quiescent_wal = is_db && sqlite::is_wal_mode(&file) && !sqlite::wal_exists(path);
     if let Some(tmp) = opts.sqlite_tmp
-        && sqlite::has_header(&file)
+        && is_db
+        && !quiescent_wal
     {
         match sqlite::backup_to_temp(path, tmp) {
             Ok(copy) => {
@@ -178,7 +186,9 @@ pub(crate) fn read_file(
         chunks: stored.chunks,
         meta: m0,
         changed,
-        sqlite: false,
+        // A quiescent WAL database read whole and unchanged is as good as a
+        // backup copy: its siblings are left out too.
+        sqlite: quiescent_wal && !changed,
         sqlite_fallback,
     })
 }

@@ -50,6 +50,20 @@ pub(crate) fn has_header(file: &File) -> bool {
     file.read_exact_at(&mut buf, 0).is_ok() && &buf == HEADER
 }
 
+/// True when the header marks the database as WAL mode (file format
+/// write and read versions, bytes 18 and 19, both 2).
+pub(crate) fn is_wal_mode(file: &File) -> bool {
+    let mut buf = [0u8; 2];
+    file.read_exact_at(&mut buf, 18).is_ok() && buf == [2, 2]
+}
+
+/// True when `db-wal` exists beside `db`.
+pub(crate) fn wal_exists(db: &Path) -> bool {
+    let mut wal = db.as_os_str().to_os_string();
+    wal.push("-wal");
+    std::fs::symlink_metadata(wal).is_ok()
+}
+
 /// A consistent copy of a database in `REPO/tmp/`, deleted on drop.
 pub(crate) struct TempCopy {
     path: PathBuf,

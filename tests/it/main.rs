@@ -22,6 +22,10 @@
 //!   dry runs, leftovers, gc beside a snapshot, a killed gc, `stats`.
 //! - `robustness`: special files, excludes and ignore files, the repository
 //!   inside its own source, missing sources.
+//! - `sqlite`: live SQLite databases stored consistently (backup API) under
+//!   a writer, WAL and rollback journal; `--no-sqlite-backup`.
+//! - `streams`: `--stdin` and `--stdin-from-command`, failing commands,
+//!   dedup across successive dumps.
 //!
 //! Library tests are preferred; CLI tests run the built binary
 //! (`CARGO_BIN_EXE_cairn`) in temporary directories. Some tests behave
@@ -39,4 +43,6 @@ mod durability;
 mod gc;
 mod retention;
 mod robustness;
+mod sqlite;
+mod streams;
 mod support;
