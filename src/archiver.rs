@@ -8,6 +8,11 @@
 //!         ─► one catalog commit: blobs, packs, trees, snapshot record
 //! ```
 //!
+//! Files that start with the SQLite header are captured with SQLite's
+//! backup API (`sqlite.rs`); `stream.rs` snapshots standard input or a
+//! command's output as one file `/NAME`, through the same chunking loop
+//! (`file::store_stream`).
+//!
 //! **Invariants:** the catalog commit happens after every pack it references
 //! is durable; nothing is committed if a repository write fails. Source files
 //! are only ever opened read-only. Unreadable files are left out and counted
