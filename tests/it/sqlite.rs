@@ -76,6 +76,8 @@ fn start_writer(path: PathBuf, stop: Arc<AtomicBool>) -> JoinHandle<i64> {
     std::thread::spawn(move || {
         let mut c = Connection::open(&path).unwrap();
         c.busy_timeout(Duration::from_secs(10)).unwrap();
+        // No fsync per commit: faster transfers, same locking.
+        c.execute_batch("PRAGMA synchronous=OFF").unwrap();
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) {
             transfer(&mut c, i);
