@@ -14,6 +14,7 @@
 //! on success and on every error path.
 
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,7 +92,7 @@ impl Drop for TempCopy {
         // half-way; they are ours, in REPO/tmp/, never the user's.
         for s in SIBLING_SUFFIXES {
             let mut p = self.path.clone().into_os_string();
-            p.push(std::ffi::OsStr::new(std::str::from_utf8(s).unwrap_or("")));
+            p.push(std::ffi::OsStr::from_bytes(s));
             let _ = std::fs::remove_file(p);
         }
     }

@@ -415,10 +415,10 @@ pub(crate) fn pending_files<'a>(
 }
 
 /// Leaves out the `-wal`, `-shm` and `-journal` files of every database
-/// captured by backup; returns how many were left out.
-pub(crate) fn drop_captured_siblings(node: &mut ScanNode) -> u64 {
+/// captured by backup.
+pub(crate) fn drop_captured_siblings(node: &mut ScanNode) {
     let ScanNode::Dir { children, .. } = node else {
-        return 0;
+        return;
     };
     let captured: Vec<Vec<u8>> = children
         .iter()
@@ -431,7 +431,6 @@ pub(crate) fn drop_captured_siblings(node: &mut ScanNode) -> u64 {
             _ => None,
         })
         .collect();
-    let before = children.len();
     if !captured.is_empty() {
         children.retain(|c| match c {
             ScanNode::File { name, .. } => {
@@ -440,9 +439,7 @@ pub(crate) fn drop_captured_siblings(node: &mut ScanNode) -> u64 {
             _ => true,
         });
     }
-    let mut dropped = (before - children.len()) as u64;
     for c in children.iter_mut() {
-        dropped += drop_captured_siblings(c);
+        drop_captured_siblings(c);
     }
-    dropped
 }
