@@ -155,9 +155,11 @@ pub(crate) fn read_file(
                 // why: the entry keeps the *source's* metadata from before the
                 // backup (mode, owner, mtime, ctime, inode) but the *stored*
                 // size. If the database changes after `before`, its mtime or
-                // ctime moves and the next snapshot reads it again; a WAL-mode
-                // database is never reused at all (see walk.rs), since commits
-                // to the -wal leave the main file's metadata untouched.
+                // ctime moves and the next snapshot reads it again; one with a
+                // `-wal` beside it is never reused at all (see walk.rs), since
+                // commits to the -wal leave the main file's metadata untouched.
+                // A stored size that differs from the live one only causes a
+                // re-read next time: the safe direction.
                 return Ok(FileRead {
                     size: stored.size,
                     chunks: stored.chunks,
