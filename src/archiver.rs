@@ -8,6 +8,11 @@
 //!         ─► one catalog commit: blobs, packs, trees, snapshot record
 //! ```
 //!
+//! Files that start with the SQLite header are captured with SQLite's
+//! backup API (`sqlite.rs`); `stream.rs` snapshots standard input or a
+//! command's output as one file `/NAME`, through the same chunking loop
+//! (`file::store_stream`).
+//!
 //! **Invariants:** the catalog commit happens after every pack it references
 //! is durable; nothing is committed if a repository write fails. Source files
 //! are only ever opened read-only. Unreadable files are left out and counted
@@ -15,6 +20,8 @@
 
 mod file;
 mod sink;
+mod sqlite;
+mod stream;
 mod walk;
 
 use std::os::unix::ffi::OsStrExt;
@@ -31,8 +38,9 @@ use crate::id::{SnapshotId, TreeId};
 use crate::model::{Entry, EntryKind, Snapshot, SnapshotSummary, Tree};
 use crate::repo::{Repository, path_components};
 use crate::store::{BlobKind, BlobLocation};
-use file::{ReadFailure, read_file};
+use file::{ReadFailure, ReadOptions, read_file};
 use sink::Sink;
+pub use stream::{StreamSource, snapshot_stream, validate_stream_name};
 use walk::{FileContent, Filters, ScanNode};
 
 /// What to snapshot and how to label it.
@@ -56,6 +64,10 @@ pub struct SnapshotOptions {
     pub username: String,
     /// Read every file even when the parent says it is unchanged.
     pub force_read: bool,
+    /// Capture files that start with the SQLite header through SQLite's
+    /// backup API (a consistent copy) and leave out their `-wal`, `-shm`
+    /// and `-journal` files. On by default; off stores raw bytes.
+    pub sqlite_backup: bool,
 }
 
 impl SnapshotOptions {
@@ -71,6 +83,7 @@ impl SnapshotOptions {
             host: crate::fsmeta::hostname(),
             username: String::new(),
             force_read: false,
+            sqlite_backup: true,
         }
     }
 }
@@ -86,6 +99,8 @@ pub enum WarningKind {
     Changed,
     /// Deliberately not included (the repository itself, a bad ignore file).
     Skipped,
+    /// A SQLite database whose backup failed: its raw bytes were stored.
+    SqliteFallback,
 }
 
 /// A non-fatal problem with one path.
@@ -139,6 +154,7 @@ pub(crate) struct Ctx<'a> {
     warnings: Mutex<Vec<Warning>>,
     repo_dev_ino: Option<(u64, u64)>,
     force_read: bool,
+    sqlite_backup: bool,
 }
 
 impl Ctx<'_> {
@@ -268,6 +284,7 @@ pub fn snapshot(
         warnings: Mutex::new(Vec::new()),
         repo_dev_ino,
         force_read: opts.force_read,
+        sqlite_backup: opts.sqlite_backup,
     };
 
     let mut root = walk::scan_root(&ctx, &components, parent_root.as_ref(), &filters)?;
@@ -279,10 +296,61 @@ pub fn snapshot(
         config.zstd_level,
         config.pack_target_bytes,
     );
-    let mut pending = Vec::new();
-    walk::pending_files(&mut root, &mut pending);
-    let mut summary = SnapshotSummary::default();
+    let tmp_dir = repo.root().join("tmp");
+    let read_opts = ReadOptions {
+        chunker: config.chunker,
+        sqlite_tmp: opts.sqlite_backup.then_some(tmp_dir.as_path()),
+    };
     let counts = Mutex::new((0u64, 0u64, 0u64)); // new, changed, bytes read
+    // why two passes: a database's `-wal`/`-shm`/`-journal` are read only
+    // once we know the database was *not* captured by backup (not a real
+    // database, or the backup failed); beside a captured one they are left
+    // out unread.
+    let mut pending = Vec::new();
+    walk::pending_files(&mut root, &mut pending, opts.sqlite_backup);
+    read_pending(&ctx, &sink, read_opts, pending, &counts)?;
+    if opts.sqlite_backup {
+        walk::drop_captured_siblings(&mut root);
+        let mut pending = Vec::new();
+        walk::pending_files(&mut root, &mut pending, false);
+        read_pending(&ctx, &sink, read_opts, pending, &counts)?;
+    }
+    let mut summary = SnapshotSummary::default();
+    let (files_new, files_changed, bytes_read) = counts.into_inner().unwrap_or_default();
+    summary.files_new = files_new;
+    summary.files_changed = files_changed;
+    summary.bytes_read = bytes_read;
+
+    let mut batch = CommitBatch::default();
+    let root_tree = build_tree(root, &sink, &mut batch, &mut summary)?;
+
+    let warnings = ctx
+        .warnings
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    summary.errors = warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::Unreadable)
+        .count() as u64;
+    let snap = new_record(opts, time_ns, root_tree, source_bytes, parent, summary);
+    let (id, snapshot) = seal(sink, &mut batch, snap, started)?;
+    drop(reader);
+    repo.catalog().commit(&batch)?;
+    Ok(SnapshotResult {
+        id,
+        snapshot,
+        warnings,
+    })
+}
+
+/// Reads the files in `pending` in parallel, replacing each with its outcome.
+fn read_pending(
+    ctx: &Ctx<'_>,
+    sink: &Sink<'_>,
+    opts: ReadOptions<'_>,
+    mut pending: Vec<&mut FileContent>,
+    counts: &Mutex<(u64, u64, u64)>,
+) -> Result<()> {
     pending
         .par_iter_mut()
         .try_for_each(|content| -> Result<()> {
@@ -290,7 +358,7 @@ pub fn snapshot(
                 return Ok(());
             };
             let (path, new) = (path.clone(), *new);
-            **content = match read_file(&sink, config.chunker, &path) {
+            **content = match read_file(sink, opts, &path) {
                 Ok(r) => {
                     if r.changed {
                         ctx.warn(Warning::new(
@@ -298,6 +366,16 @@ pub fn snapshot(
                         WarningKind::Changed,
                         "changed while being read; stored as read, will be read again next time",
                     ));
+                    }
+                    if let Some(why) = &r.sqlite_fallback {
+                        ctx.warn(Warning::new(
+                            &path,
+                            WarningKind::SqliteFallback,
+                            &format!(
+                                "SQLite backup failed ({why}); stored the raw bytes, \
+                                 which may be inconsistent if it was being written"
+                            ),
+                        ));
                     }
                     let mut c = counts
                         .lock()
@@ -312,6 +390,7 @@ pub fn snapshot(
                         size: r.size,
                         chunks: r.chunks,
                         meta: r.meta,
+                        sqlite: r.sqlite,
                     }
                 }
                 Err(ReadFailure::Vanished) => {
@@ -329,30 +408,25 @@ pub fn snapshot(
                 Err(ReadFailure::Fatal(e)) => return Err(e),
             };
             Ok(())
-        })?;
-    let (files_new, files_changed, bytes_read) = counts.into_inner().unwrap_or_default();
-    summary.files_new = files_new;
-    summary.files_changed = files_changed;
-    summary.bytes_read = bytes_read;
+        })
+}
 
-    let mut batch = CommitBatch::default();
-    let root_tree = build_tree(root, &sink, &mut batch, &mut summary)?;
-
-    let warnings = ctx
-        .warnings
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    summary.errors = warnings
-        .iter()
-        .filter(|w| w.kind == WarningKind::Unreadable)
-        .count() as u64;
+/// The snapshot record, before its summary's write counters are filled in.
+fn new_record(
+    opts: &SnapshotOptions,
+    time_ns: i64,
+    tree: TreeId,
+    paths: Vec<Vec<u8>>,
+    parent: Option<(SnapshotId, Snapshot)>,
+    summary: SnapshotSummary,
+) -> Snapshot {
     let mut tags = opts.tags.clone();
     tags.sort();
     tags.dedup();
-    let mut snap = Snapshot {
+    Snapshot {
         time_ns,
-        tree: root_tree,
-        paths: source_bytes,
+        tree,
+        paths,
         host: opts.host.clone(),
         username: opts.username.clone(),
         tags,
@@ -360,7 +434,17 @@ pub fn snapshot(
         parent: parent.map(|(id, _)| id),
         summary,
         program_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+    }
+}
+
+/// Stores the snapshot record and closes the last pack; the caller then
+/// commits `batch` (after dropping its catalog reader).
+fn seal(
+    sink: Sink<'_>,
+    batch: &mut CommitBatch,
+    mut snap: Snapshot,
+    started: Instant,
+) -> Result<(SnapshotId, Snapshot)> {
     snap.summary.bytes_added = sink.bytes_written();
     snap.summary.blobs_added = sink.blobs_written();
     snap.summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -382,13 +466,7 @@ pub fn snapshot(
         }
     }
     batch.snapshots.push((id, bytes));
-    drop(reader);
-    repo.catalog().commit(&batch)?;
-    Ok(SnapshotResult {
-        id,
-        snapshot: snap,
-        warnings,
-    })
+    Ok((id, snap))
 }
 
 fn now_ns() -> i64 {
@@ -430,7 +508,9 @@ fn build_tree(
                         summary.files_unchanged += 1;
                         (size, chunks, meta)
                     }
-                    FileContent::Read { size, chunks, meta } => (size, chunks, meta),
+                    FileContent::Read {
+                        size, chunks, meta, ..
+                    } => (size, chunks, meta),
                     FileContent::Dropped => continue,
                     FileContent::Pending { .. } => unreachable!("every pending file was read"),
                 };

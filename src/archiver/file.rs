@@ -1,16 +1,24 @@
-//! Reading one changed file: stream it through the chunker, hash and
-//! compress each batch of chunks in parallel, store the new ones.
+//! Reading content: stream any reader through the chunker, hash and compress
+//! each batch of chunks in parallel, store the new ones ([`store_stream`]).
+//! Files ([`read_file`]) and standard-input streams (`archiver::stream`) both
+//! go through it.
 //!
 //! A file is opened without following symlinks and without blocking (a FIFO
 //! swapped in after the scan must not hang the snapshot), and re-checked
 //! after reading: if it changed meanwhile, the stored copy is kept with the
 //! metadata seen before reading, so the next snapshot reads it again.
+//!
+//! A file that starts with the SQLite header is, unless turned off, captured
+//! through SQLite's online backup API (`sqlite.rs`) and the consistent copy
+//! is stored instead of the live bytes.
 
+use std::io::Read;
 use std::path::Path;
 
 use rayon::prelude::*;
 
 use super::sink::Sink;
+use super::sqlite;
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::error::{Error, Result};
 use crate::fsmeta::{meta_of, open_source_file};
@@ -28,6 +36,10 @@ pub(crate) struct FileRead {
     pub meta: Meta,
     /// The file changed while it was read.
     pub changed: bool,
+    /// Stored from a consistent SQLite backup, not from the live bytes.
+    pub sqlite: bool,
+    /// Why a SQLite database was stored as raw bytes instead.
+    pub sqlite_fallback: Option<String>,
 }
 
 /// How reading failed.
@@ -40,29 +52,27 @@ pub(crate) enum ReadFailure {
     Fatal(Error),
 }
 
-pub(crate) fn read_file(
+/// What [`store_stream`] stored.
+pub(crate) struct Stored {
+    pub size: u64,
+    pub chunks: Vec<ChunkId>,
+}
+
+/// Chunks `reader` to its end, storing the chunks the repository lacks.
+///
+/// `buffer_hint` sizes the chunker's first buffer (a file's length + 1);
+/// it grows to at most [`crate::chunker::BATCH_BYTES`], so memory stays
+/// bounded however long the input is.
+///
+/// # Errors
+/// `Unreadable` when the reader fails, `Fatal` when the repository does.
+pub(crate) fn store_stream(
     sink: &Sink<'_>,
     params: ChunkerParams,
-    path: &Path,
-) -> std::result::Result<FileRead, ReadFailure> {
-    let file = match open_source_file(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadFailure::Vanished),
-        // ELOOP: replaced by a symlink since the scan.
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            return Err(ReadFailure::Vanished);
-        }
-        Err(e) => return Err(ReadFailure::Unreadable(e)),
-    };
-    let before = file.metadata().map_err(ReadFailure::Unreadable)?;
-    if !before.is_file() {
-        return Err(ReadFailure::Vanished);
-    }
-    // +1 so a file that has not grown is seen to end without a second read.
-    let hint = usize::try_from(before.len())
-        .unwrap_or(usize::MAX)
-        .saturating_add(1);
-    let mut chunker = Chunker::with_buffer_size(&file, params, hint);
+    reader: impl Read,
+    buffer_hint: usize,
+) -> std::result::Result<Stored, ReadFailure> {
+    let mut chunker = Chunker::with_buffer_size(reader, params, buffer_hint);
     let mut chunks = Vec::new();
     let mut size = 0u64;
     loop {
@@ -95,16 +105,92 @@ pub(crate) fn read_file(
             chunks.push(ChunkId(id));
         }
     }
+    Ok(Stored { size, chunks })
+}
+
+/// How to read a file.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadOptions<'p> {
+    pub chunker: ChunkerParams,
+    /// `REPO/tmp` when SQLite databases are to be captured by backup.
+    pub sqlite_tmp: Option<&'p Path>,
+}
+
+pub(crate) fn read_file(
+    sink: &Sink<'_>,
+    opts: ReadOptions<'_>,
+    path: &Path,
+) -> std::result::Result<FileRead, ReadFailure> {
+    let file = match open_source_file(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadFailure::Vanished),
+        // ELOOP: replaced by a symlink since the scan.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(ReadFailure::Vanished);
+        }
+        Err(e) => return Err(ReadFailure::Unreadable(e)),
+    };
+    let before = file.metadata().map_err(ReadFailure::Unreadable)?;
+    if !before.is_file() {
+        return Err(ReadFailure::Vanished);
+    }
+    let mut sqlite_fallback = None;
+    let is_db = opts.sqlite_tmp.is_some() && sqlite::has_header(&file);
+    // why: SQLite, even read-only, creates `-wal` and `-shm` files beside a
+    // WAL-mode database that has none, and they would stay behind. No `-wal`
+    // means no connection is open and every commit is in the main file,
+    // which changes only at a checkpoint; so it is read as raw bytes, and
+    // the re-stat below catches a checkpoint during the read.
+    let quiescent_wal = is_db && sqlite::is_wal_mode(&file) && !sqlite::wal_exists(path);
+    if let Some(tmp) = opts.sqlite_tmp
+        && is_db
+        && !quiescent_wal
+    {
+        match sqlite::backup_to_temp(path, tmp) {
+            Ok(copy) => {
+                let hint = usize::try_from(copy.len())
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1);
+                let stored = store_stream(sink, opts.chunker, copy.file(), hint)?;
+                // why: the entry keeps the *source's* metadata from before the
+                // backup (mode, owner, mtime, ctime, inode) but the *stored*
+                // size. If the database changes after `before`, its mtime or
+                // ctime moves and the next snapshot reads it again; one with a
+                // `-wal` beside it is never reused at all (see walk.rs), since
+                // commits to the -wal leave the main file's metadata untouched.
+                // A stored size that differs from the live one only causes a
+                // re-read next time: the safe direction.
+                return Ok(FileRead {
+                    size: stored.size,
+                    chunks: stored.chunks,
+                    meta: meta_of(&before),
+                    changed: false,
+                    sqlite: true,
+                    sqlite_fallback: None,
+                });
+            }
+            Err(e) => sqlite_fallback = Some(e),
+        }
+    }
+    // +1 so a file that has not grown is seen to end without a second read.
+    let hint = usize::try_from(before.len())
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let stored = store_stream(sink, opts.chunker, &file, hint)?;
     let after = file.metadata().map_err(ReadFailure::Unreadable)?;
     let (m0, m1) = (meta_of(&before), meta_of(&after));
     let changed = before.len() != after.len()
         || m0.mtime_ns != m1.mtime_ns
         || m0.ctime_ns != m1.ctime_ns
-        || size != after.len();
+        || stored.size != after.len();
     Ok(FileRead {
-        size,
-        chunks,
+        size: stored.size,
+        chunks: stored.chunks,
         meta: m0,
         changed,
+        // A quiescent WAL database read whole and unchanged is as good as a
+        // backup copy: its siblings are left out too.
+        sqlite: quiescent_wal && !changed,
+        sqlite_fallback,
     })
 }

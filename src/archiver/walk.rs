@@ -14,7 +14,7 @@ use std::sync::Arc;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use rayon::prelude::*;
 
-use super::{Ctx, Warning, WarningKind};
+use super::{Ctx, Warning, WarningKind, sqlite};
 use crate::error::{Error, Result};
 use crate::fsmeta::{meta_of, special_kind};
 use crate::id::ChunkId;
@@ -48,11 +48,12 @@ pub(crate) enum FileContent {
     Reused { size: u64, chunks: Vec<ChunkId> },
     /// Must be read; `new` when the parent did not have it.
     Pending { path: PathBuf, new: bool },
-    /// Read during this snapshot.
+    /// Read during this snapshot (`sqlite`: from a consistent backup).
     Read {
         size: u64,
         chunks: Vec<ChunkId>,
         meta: Meta,
+        sqlite: bool,
     },
     /// Could not be read, or vanished: left out of the snapshot.
     Dropped,
@@ -188,7 +189,14 @@ fn scan_prefix(
         let parent_entry = parent.and_then(|t| t.get(&child));
         if rests.iter().any(Vec::is_empty) {
             // This child is itself a source: take all of it.
-            if let Some(node) = scan_entry(ctx, &child_path, child, &md, parent_entry, filters) {
+            let has_wal = ctx.sqlite_backup && {
+                let mut wal = child_path.clone().into_os_string();
+                wal.push("-wal");
+                fs::symlink_metadata(wal).is_ok()
+            };
+            if let Some(node) =
+                scan_entry(ctx, &child_path, child, &md, parent_entry, filters, has_wal)
+            {
                 children.push(node);
             }
         } else {
@@ -218,6 +226,7 @@ fn scan_prefix(
 }
 
 /// One entry of any type; `None` when it is excluded or skipped.
+/// `has_wal`: a `NAME-wal` file sits beside it (SQLite capture is on).
 fn scan_entry(
     ctx: &Ctx,
     path: &Path,
@@ -225,6 +234,7 @@ fn scan_entry(
     md: &fs::Metadata,
     parent: Option<&crate::model::Entry>,
     filters: &Filters,
+    has_wal: bool,
 ) -> Option<ScanNode> {
     let meta = meta_of(md);
     let ft = md.file_type();
@@ -256,7 +266,14 @@ fn scan_entry(
                     chunks,
                 },
                 pmeta,
+                // why `!has_wal`: a WAL-mode SQLite database commits into its
+                // `-wal` file and leaves the main file's size, mtime and ctime
+                // alone until a checkpoint, so its metadata cannot tell that it
+                // changed. Such a file is always read (and captured by backup);
+                // without a `-wal` everything committed is in the main file, whose
+                // metadata then does change on every commit.
             )) if !ctx.force_read
+                && !has_wal
                 && *psize == size
                 && pmeta.mtime_ns == meta.mtime_ns
                 && pmeta.ctime_ns == meta.ctime_ns
@@ -335,11 +352,20 @@ fn scan_dir(
         Err(e) => ctx.unreadable(path, &e),
     }
     listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let with_wal: Vec<Vec<u8>> = if ctx.sqlite_backup {
+        listed
+            .iter()
+            .filter_map(|(n, _, _)| n.strip_suffix(b"-wal").map(<[u8]>::to_vec))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let children: Vec<ScanNode> = listed
         .into_par_iter()
         .filter_map(|(n, child, md)| {
             let p = parent.and_then(|t| t.get(&n));
-            scan_entry(ctx, &child, n, &md, p, filters)
+            let has_wal = with_wal.contains(&n);
+            scan_entry(ctx, &child, n, &md, p, filters, has_wal)
         })
         .collect();
     ScanNode::Dir {
@@ -349,17 +375,71 @@ fn scan_dir(
     }
 }
 
-/// Every file whose content still has to be read.
-pub(crate) fn pending_files<'a>(node: &'a mut ScanNode, out: &mut Vec<&'a mut FileContent>) {
-    match node {
-        ScanNode::Dir { children, .. } => {
-            for c in children {
-                pending_files(c, out);
+/// Every file whose content still has to be read. With `defer_siblings`,
+/// files that may be a SQLite database's `-wal`, `-shm` or `-journal` (the
+/// database's name is a regular file beside them) are left for later.
+pub(crate) fn pending_files<'a>(
+    node: &'a mut ScanNode,
+    out: &mut Vec<&'a mut FileContent>,
+    defer_siblings: bool,
+) {
+    let ScanNode::Dir { children, .. } = node else {
+        return;
+    };
+    let files: Vec<Vec<u8>> = if defer_siblings {
+        children
+            .iter()
+            .filter_map(|c| match c {
+                ScanNode::File { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for c in children {
+        match c {
+            ScanNode::Dir { .. } => pending_files(c, out, defer_siblings),
+            ScanNode::File { name, content, .. }
+                if matches!(content, FileContent::Pending { .. }) =>
+            {
+                let deferred = defer_siblings
+                    && sqlite::sibling_of(name).is_some_and(|db| files.iter().any(|f| f == db));
+                if !deferred {
+                    out.push(content);
+                }
             }
+            _ => {}
         }
-        ScanNode::File { content, .. } if matches!(content, FileContent::Pending { .. }) => {
-            out.push(content);
-        }
-        _ => {}
+    }
+}
+
+/// Leaves out the `-wal`, `-shm` and `-journal` files of every database
+/// captured by backup.
+pub(crate) fn drop_captured_siblings(node: &mut ScanNode) {
+    let ScanNode::Dir { children, .. } = node else {
+        return;
+    };
+    let captured: Vec<Vec<u8>> = children
+        .iter()
+        .filter_map(|c| match c {
+            ScanNode::File {
+                name,
+                content: FileContent::Read { sqlite: true, .. },
+                ..
+            } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    if !captured.is_empty() {
+        children.retain(|c| match c {
+            ScanNode::File { name, .. } => {
+                !sqlite::sibling_of(name).is_some_and(|db| captured.iter().any(|f| f == db))
+            }
+            _ => true,
+        });
+    }
+    for c in children.iter_mut() {
+        drop_captured_siblings(c);
     }
 }

@@ -27,6 +27,10 @@
 //!   undo command that really undoes it; dry runs and refusals change nothing.
 //! - `robustness`: special files, excludes and ignore files, the repository
 //!   inside its own source, missing sources.
+//! - `sqlite`: live SQLite databases stored consistently (backup API) under
+//!   a writer, WAL and rollback journal; `--no-sqlite-backup`.
+//! - `streams`: `--stdin` and `--stdin-from-command`, failing commands,
+//!   dedup across successive dumps.
 //!
 //! Library tests are preferred; CLI tests run the built binary
 //! (`CARGO_BIN_EXE_cairn`) in temporary directories. Some tests behave
@@ -46,4 +50,6 @@ mod gc;
 mod restore_in_place;
 mod retention;
 mod robustness;
+mod sqlite;
+mod streams;
 mod support;
