@@ -48,6 +48,7 @@ mod durability;
 mod export;
 mod gc;
 mod restore_in_place;
+mod recipes;
 mod retention;
 mod robustness;
 mod sqlite;
