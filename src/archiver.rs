@@ -21,6 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -29,6 +30,7 @@ use crate::catalog::{CatalogReader, CommitBatch, PackRecord};
 use crate::error::{Error, Result};
 use crate::id::{SnapshotId, TreeId};
 use crate::model::{Entry, EntryKind, Snapshot, SnapshotSummary, Tree};
+use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::{Repository, path_components};
 use crate::store::{BlobKind, BlobLocation};
 use file::{ReadFailure, read_file};
@@ -113,6 +115,12 @@ impl Warning {
 pub trait Report: Sync {
     /// One warning.
     fn warning(&self, w: &Warning);
+
+    /// Where progress goes: phase `scan` (files seen, with their sizes;
+    /// no totals), then `read` (files to read, with totals).
+    fn progress(&self) -> &dyn Progress {
+        &NoProgress
+    }
 }
 
 /// A [`Report`] that ignores everything.
@@ -139,6 +147,8 @@ pub(crate) struct Ctx<'a> {
     warnings: Mutex<Vec<Warning>>,
     repo_dev_ino: Option<(u64, u64)>,
     force_read: bool,
+    /// Bytes of the files the scan found to read.
+    pending_bytes: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -152,6 +162,16 @@ impl Ctx<'_> {
 
     fn unreadable(&self, path: &Path, e: &std::io::Error) {
         self.warn(Warning::new(path, WarningKind::Unreadable, &e.to_string()));
+    }
+
+    /// The scan met a regular file of `size` bytes (to be read if `pending`).
+    fn scanned_file(&self, size: u64, pending: bool) {
+        let progress = self.report.progress();
+        progress.items(1);
+        progress.bytes(size);
+        if pending {
+            self.pending_bytes.fetch_add(size, Ordering::Relaxed);
+        }
     }
 
     fn is_repository(&self, md: &std::fs::Metadata) -> bool {
@@ -268,8 +288,11 @@ pub fn snapshot(
         warnings: Mutex::new(Vec::new()),
         repo_dev_ino,
         force_read: opts.force_read,
+        pending_bytes: AtomicU64::new(0),
     };
 
+    let progress = report.progress();
+    progress.phase(&Phase::new("scan", "files"));
     let mut root = walk::scan_root(&ctx, &components, parent_root.as_ref(), &filters)?;
 
     let config = repo.config();
@@ -281,6 +304,8 @@ pub fn snapshot(
     );
     let mut pending = Vec::new();
     walk::pending_files(&mut root, &mut pending);
+    let pending_bytes = ctx.pending_bytes.load(Ordering::Relaxed);
+    progress.phase(&Phase::new("read", "files").totals(pending.len() as u64, pending_bytes));
     let mut summary = SnapshotSummary::default();
     let counts = Mutex::new((0u64, 0u64, 0u64)); // new, changed, bytes read
     pending
@@ -328,6 +353,10 @@ pub fn snapshot(
                 }
                 Err(ReadFailure::Fatal(e)) => return Err(e),
             };
+            progress.items(1);
+            if let FileContent::Read { size, .. } = &**content {
+                progress.bytes(*size);
+            }
             Ok(())
         })?;
     let (files_new, files_changed, bytes_read) = counts.into_inner().unwrap_or_default();

@@ -20,6 +20,7 @@
 //! - [`gc`]: garbage collection; [`stats`]: repository statistics.
 //! - [`retention`]: retention policies (which snapshots `forget` keeps), a pure function.
 //! - [`check`] and [`repair`]: verify the catalog against the packs; rebuild it from them.
+//! - [`progress`]: hooks through which long operations report progress.
 //!
 //! # Example
 //!
@@ -49,6 +50,7 @@ pub mod fsmeta;
 pub mod gc;
 pub mod id;
 pub mod model;
+pub mod progress;
 pub mod repair;
 pub mod repo;
 pub mod restore;

@@ -26,6 +26,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsmeta;
 use crate::id::{ChunkId, TreeId};
 use crate::model::{Entry, EntryKind, Meta};
+use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::{Repository, locate_in, path_components};
 
 /// What to restore and where.
@@ -59,6 +60,19 @@ pub struct RestorePlan {
     pub files: Vec<PlanItem>,
     /// Symlinks and special files.
     pub others: Vec<PlanItem>,
+}
+
+impl RestorePlan {
+    /// Total size of the regular files to restore.
+    pub fn file_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| match f.entry.kind {
+                EntryKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .sum()
+    }
 }
 
 /// What a restore did.
@@ -148,8 +162,24 @@ fn walk(
 /// Fatal problems only (target refused or not creatable, missing trees);
 /// per-file failures are listed in [`RestoreSummary::errors`].
 pub fn restore(repo: &Repository, root: TreeId, opts: &RestoreOptions) -> Result<RestoreSummary> {
+    restore_with(repo, root, opts, &NoProgress)
+}
+
+/// [`restore`], reporting to `progress`: one phase `restore` whose totals
+/// are the plan's files and their bytes; bytes are counted per chunk written.
+///
+/// # Errors
+/// As [`restore`].
+pub fn restore_with(
+    repo: &Repository,
+    root: TreeId,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreSummary> {
     let reader = repo.catalog().begin_read()?;
     let plan = plan(&reader, root, &opts.includes)?;
+    progress
+        .phase(&Phase::new("restore", "files").totals(plan.files.len() as u64, plan.file_bytes()));
     prepare_target(&opts.target, opts.overwrite)?;
     let target = &opts.target;
     let summary = Mutex::new(RestoreSummary::default());
@@ -176,6 +206,7 @@ pub fn restore(repo: &Repository, root: TreeId, opts: &RestoreOptions) -> Result
             chunks,
             &f.entry.meta,
             opts.owner,
+            progress,
         ) {
             Ok(n) => {
                 let mut s = lock(&summary);
@@ -184,6 +215,7 @@ pub fn restore(repo: &Repository, root: TreeId, opts: &RestoreOptions) -> Result
             }
             Err(e) => fail(&f.rel, &e),
         }
+        progress.items(1);
     });
     for o in &plan.others {
         match restore_other(&target.join(&o.rel), &o.entry, opts.owner) {
@@ -285,6 +317,7 @@ fn restore_file(
     chunks: &[ChunkId],
     meta: &Meta,
     owner: bool,
+    progress: &dyn Progress,
 ) -> Result<u64> {
     clear(path)?;
     let mut file = OpenOptions::new()
@@ -300,6 +333,7 @@ fn restore_file(
             let data = repo.read_chunk(reader, id)?;
             file.write_all(&data).at("writing", path)?;
             written += data.len() as u64;
+            progress.bytes(data.len() as u64);
         }
         fsmeta::apply_to_file(&file, path, meta, owner)?;
         Ok(written)

@@ -14,6 +14,7 @@ mod list;
 mod ls;
 mod output;
 mod policy;
+mod progress;
 mod repair;
 mod restore;
 mod snapshot;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cairn::restore::{self, RestoreOptions};
 
+use super::progress::Bar;
 use super::{EXIT_ERROR, Exit, Globals, output, snapshot_path};
 
 /// Restore a snapshot, or chosen paths of it, into a directory
@@ -59,8 +60,10 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
         overwrite: args.overwrite,
         owner: cairn::fsmeta::is_root(),
     };
-    let summary = restore::restore(&repo, snap.tree, &opts)
+    let bar = Bar::new(g.quiet, args.json);
+    let summary = restore::restore_with(&repo, snap.tree, &opts, &bar)
         .with_context(|| format!("restoring snapshot {}", id.short()))?;
+    bar.clear();
     for (p, e) in &summary.errors {
         eprintln!(
             "error: {}: {e}",

@@ -6,6 +6,7 @@ use anyhow::Context;
 use cairn::archiver::{self, Report, SnapshotOptions, Warning, WarningKind};
 use cairn::{InitOptions, LockMode, Repository};
 
+use super::progress::Bar;
 use super::{EXIT_PARTIAL, Exit, Globals, output};
 
 /// Take a snapshot of files and directories
@@ -69,9 +70,13 @@ pub struct Args {
     pub json: bool,
 }
 
-struct StderrReport;
+struct StderrReport(Bar);
 
 impl Report for StderrReport {
+    fn progress(&self) -> &dyn cairn::progress::Progress {
+        &self.0
+    }
+
     fn warning(&self, w: &Warning) {
         let what = match w.kind {
             WarningKind::Unreadable => "could not read",
@@ -79,11 +84,11 @@ impl Report for StderrReport {
             WarningKind::Changed => "changed during read",
             WarningKind::Skipped => "skipped",
         };
-        eprintln!(
+        self.0.eprintln(&format!(
             "warning: {what}: {}: {}",
             output::path(w.path.as_os_str().as_encoded_bytes()),
             w.message
-        );
+        ));
     }
 }
 
@@ -110,7 +115,9 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     if let Some(t) = &args.time {
         opts.time_ns = Some(output::parse_rfc3339(t)?);
     }
-    let result = archiver::snapshot(&repo, &opts, &StderrReport).context("taking snapshot")?;
+    let report = StderrReport(Bar::new(g.quiet, args.json));
+    let result = archiver::snapshot(&repo, &opts, &report).context("taking snapshot")?;
+    drop(report);
     let s = &result.snapshot;
     let m = &s.summary;
     if args.json {
