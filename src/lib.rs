@@ -61,4 +61,5 @@ pub mod store;
 pub use config::{InitOptions, RepoConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{ChunkId, ObjectId, PackId, SnapshotId, TreeId};
+pub use repo::SnapshotFilter;
 pub use repo::{LockMode, Repository};

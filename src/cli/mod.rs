@@ -7,6 +7,7 @@
 mod cat;
 mod check;
 mod diff;
+mod filter;
 mod forget;
 mod gc;
 mod init;

@@ -18,7 +18,8 @@ TARGET/home/me/p/a.txt).\n\n\
 A non-empty target is refused unless --overwrite is given. Nothing is ever written outside \
 the target, whatever the snapshot contains.",
     after_help = "Examples:\n  cairn restore latest --target /tmp/restore\n  \
-cairn restore 1a2b --target ./out --include /home/me/project/src\n\n\
+cairn restore 1a2b --target ./out --include /home/me/project/src\n  \
+cairn restore latest --tag pre-deploy --host web1 --target ./out\n\n\
 Exit status: 0 restored; 1 some files could not be restored (each named on stderr) or another \
 error; 2 unknown snapshot or path, or a non-empty target without --overwrite."
 )]
@@ -44,11 +45,14 @@ pub struct Args {
     /// Print the result as one JSON object
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub filter: super::filter::FilterArgs,
 }
 
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let repo = g.open()?;
-    let (id, snap) = repo.resolve(&args.snap)?;
+    let (id, snap) = repo.resolve_filtered(&args.snap, &args.filter.filter()?)?;
     let includes = args
         .includes
         .iter()

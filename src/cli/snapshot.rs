@@ -94,7 +94,8 @@ impl Report for StderrReport {
 
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let path = g.repo_path()?;
-    if args.init && !Repository::exists(path) {
+    let created = args.init && !Repository::exists(path);
+    if created {
         Repository::init(path, &InitOptions::default())
             .with_context(|| format!("creating repository {}", path.display()))?;
         if !g.quiet && !args.json {
@@ -122,6 +123,7 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let m = &s.summary;
     if args.json {
         let mut v = output::snapshot_json(&result.id, s);
+        v["repository_created"] = created.into();
         v["warnings"] = result
             .warnings
             .iter()

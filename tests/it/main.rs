@@ -20,6 +20,10 @@
 //!   recovers what the packs hold.
 //! - `gc`: forget + gc frees space (within 10% of a fresh repository),
 //!   dry runs, leftovers, gc beside a snapshot, a killed gc, `stats`.
+//! - `progress`: progress hooks report totals consistent with the work;
+//!   no progress bar without a terminal.
+//! - `filters`: `--host`/`--tag`/`--path` for `list` and for what `latest`
+//!   names; `init --json`.
 //! - `robustness`: special files, excludes and ignore files, the repository
 //!   inside its own source, missing sources.
 //!
@@ -36,7 +40,9 @@ mod cli;
 mod dedup;
 mod diff;
 mod durability;
+mod filters;
 mod gc;
+mod progress;
 mod retention;
 mod robustness;
 mod support;
