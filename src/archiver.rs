@@ -28,6 +28,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -36,6 +37,7 @@ use crate::catalog::{CatalogReader, CommitBatch, PackRecord};
 use crate::error::{Error, Result};
 use crate::id::{SnapshotId, TreeId};
 use crate::model::{Entry, EntryKind, Snapshot, SnapshotSummary, Tree};
+use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::{Repository, path_components};
 use crate::store::{BlobKind, BlobLocation};
 use file::{ReadFailure, ReadOptions, read_file};
@@ -128,6 +130,12 @@ impl Warning {
 pub trait Report: Sync {
     /// One warning.
     fn warning(&self, w: &Warning);
+
+    /// Where progress goes: phase `scan` (files seen, with their sizes;
+    /// no totals), then `read` (files to read, with totals).
+    fn progress(&self) -> &dyn Progress {
+        &NoProgress
+    }
 }
 
 /// A [`Report`] that ignores everything.
@@ -155,6 +163,8 @@ pub(crate) struct Ctx<'a> {
     repo_dev_ino: Option<(u64, u64)>,
     force_read: bool,
     sqlite_backup: bool,
+    /// Bytes of the files the scan found to read.
+    pending_bytes: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -168,6 +178,16 @@ impl Ctx<'_> {
 
     fn unreadable(&self, path: &Path, e: &std::io::Error) {
         self.warn(Warning::new(path, WarningKind::Unreadable, &e.to_string()));
+    }
+
+    /// The scan met a regular file of `size` bytes (to be read if `pending`).
+    fn scanned_file(&self, size: u64, pending: bool) {
+        let progress = self.report.progress();
+        progress.items(1);
+        progress.bytes(size);
+        if pending {
+            self.pending_bytes.fetch_add(size, Ordering::Relaxed);
+        }
     }
 
     fn is_repository(&self, md: &std::fs::Metadata) -> bool {
@@ -285,8 +305,11 @@ pub fn snapshot(
         repo_dev_ino,
         force_read: opts.force_read,
         sqlite_backup: opts.sqlite_backup,
+        pending_bytes: AtomicU64::new(0),
     };
 
+    let progress = report.progress();
+    progress.phase(&Phase::new("scan", "files"));
     let mut root = walk::scan_root(&ctx, &components, parent_root.as_ref(), &filters)?;
 
     let config = repo.config();
@@ -308,6 +331,8 @@ pub fn snapshot(
     // out unread.
     let mut pending = Vec::new();
     walk::pending_files(&mut root, &mut pending, opts.sqlite_backup);
+    let pending_bytes = ctx.pending_bytes.load(Ordering::Relaxed);
+    progress.phase(&Phase::new("read", "files").totals(pending.len() as u64, pending_bytes));
     read_pending(&ctx, &sink, read_opts, pending, &counts)?;
     if opts.sqlite_backup {
         walk::drop_captured_siblings(&mut root);
@@ -351,6 +376,7 @@ fn read_pending(
     mut pending: Vec<&mut FileContent>,
     counts: &Mutex<(u64, u64, u64)>,
 ) -> Result<()> {
+    let progress = ctx.report.progress();
     pending
         .par_iter_mut()
         .try_for_each(|content| -> Result<()> {
@@ -407,6 +433,10 @@ fn read_pending(
                 }
                 Err(ReadFailure::Fatal(e)) => return Err(e),
             };
+            progress.items(1);
+            if let FileContent::Read { size, .. } = &**content {
+                progress.bytes(*size);
+            }
             Ok(())
         })
 }

@@ -31,6 +31,7 @@ use crate::codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{ObjectId, PackId, SnapshotId, TreeId};
 use crate::model::{EntryKind, Snapshot, decode_versioned};
+use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::RawRepository;
 use crate::store::pack::{
     FOOTER_VERSION, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC, parse_footer,
@@ -442,6 +443,19 @@ fn read_pack_fully(repo: &RawRepository, id: PackId) -> PackRead {
 /// Only when the object directory cannot be listed; everything found wrong
 /// with the data is in the report.
 pub fn check(repo: &RawRepository, opts: &CheckOptions) -> Result<CheckReport> {
+    check_with(repo, opts, &NoProgress)
+}
+
+/// [`check`], reporting to `progress` while reading packs in full: phase
+/// `read-data` counts packs, with the selected packs and their bytes as totals.
+///
+/// # Errors
+/// As [`check`].
+pub fn check_with(
+    repo: &RawRepository,
+    opts: &CheckOptions,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let on_disk: HashMap<PackId, u64> = repo.store().list_packs()?.into_iter().collect();
     report.packs_on_disk = on_disk.len();
@@ -492,7 +506,8 @@ pub fn check(repo: &RawRepository, opts: &CheckOptions) -> Result<CheckReport> {
                 );
             }
         }
-        read_selected(repo, opts, on_disk.keys().copied().collect(), &mut report);
+        let all = on_disk.keys().copied().collect();
+        read_selected(repo, opts, all, &on_disk, progress, &mut report);
         return Ok(report);
     };
     report.packs_listed = listed.len();
@@ -545,7 +560,7 @@ pub fn check(repo: &RawRepository, opts: &CheckOptions) -> Result<CheckReport> {
         .map(|(id, _)| *id)
         .filter(|id| on_disk.contains_key(id) && !bad_packs.contains_key(id))
         .collect();
-    let bad_entries = read_selected(repo, opts, to_read, &mut report);
+    let bad_entries = read_selected(repo, opts, to_read, &on_disk, progress, &mut report);
     for (id, why) in bad_entries.whole {
         bad_packs.entry(id).or_insert(why);
     }
@@ -610,6 +625,8 @@ fn read_selected(
     repo: &RawRepository,
     opts: &CheckOptions,
     candidates: Vec<PackId>,
+    sizes: &HashMap<PackId, u64>,
+    progress: &dyn Progress,
     report: &mut CheckReport,
 ) -> BadEntries {
     let mut selected: Vec<PackId> = candidates
@@ -617,9 +634,18 @@ fn read_selected(
         .filter(|id| opts.read_data.selects(id))
         .collect();
     selected.sort();
+    if !selected.is_empty() {
+        let bytes = selected.iter().filter_map(|id| sizes.get(id)).sum();
+        progress.phase(&Phase::new("read-data", "packs").totals(selected.len() as u64, bytes));
+    }
     let reads: Vec<PackRead> = selected
         .par_iter()
-        .map(|id| read_pack_fully(repo, *id))
+        .map(|id| {
+            let read = read_pack_fully(repo, *id);
+            progress.items(1);
+            progress.bytes(sizes.get(id).copied().unwrap_or(0));
+            read
+        })
         .collect();
     let mut out = BadEntries::default();
     for r in reads {

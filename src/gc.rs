@@ -33,6 +33,7 @@ use crate::codec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::id::{ObjectId, PackId, TreeId};
 use crate::model::EntryKind;
+use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::Repository;
 use crate::store::pack::{PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC};
 use crate::store::{BlobKind, BlobLocation, FinishedPack, PackStore};
@@ -122,6 +123,20 @@ pub struct GcSummary {
 /// Catalog, I/O and corruption errors (a reachable tree that is missing or
 /// damaged stops the collection before anything is deleted).
 pub fn collect(repo: &Repository, opts: &GcOptions) -> Result<GcSummary> {
+    collect_with(repo, opts, &NoProgress)
+}
+
+/// [`collect`], reporting to `progress`: phase `mark` counts the file
+/// entries walked (no totals), phase `repack` the packs rewritten, with
+/// their count and the live bytes to copy as totals.
+///
+/// # Errors
+/// As [`collect`].
+pub fn collect_with(
+    repo: &Repository,
+    opts: &GcOptions,
+    progress: &dyn Progress,
+) -> Result<GcSummary> {
     if !(0.0..=1.0).contains(&opts.repack_threshold) {
         return Err(Error::invalid(format!(
             "repack threshold {} is not between 0 and 1",
@@ -133,7 +148,8 @@ pub fn collect(repo: &Repository, opts: &GcOptions) -> Result<GcSummary> {
     }
     let store = repo.store();
     let reader = repo.catalog().begin_read()?;
-    let marked = mark(&reader, |_| {})?;
+    progress.phase(&Phase::new("mark", "files"));
+    let marked = mark(&reader, |_| progress.items(1))?;
     let analysis = sweep(&reader, store, &marked)?;
 
     let mut summary = GcSummary {
@@ -217,7 +233,11 @@ pub fn collect(repo: &Repository, opts: &GcOptions) -> Result<GcSummary> {
     store.sync_pack_dirs(&leftovers)?;
 
     // 2. Copy live frames into new, durable packs.
-    let copied = copy_live(repo, &moving, &repack)?;
+    if !repack.is_empty() {
+        let live: u64 = moving.iter().map(|(_, l)| u64::from(l.length)).sum();
+        progress.phase(&Phase::new("repack", "packs").totals(repack.len() as u64, live));
+    }
+    let copied = copy_live(repo, &moving, &repack, progress)?;
     drop(moving);
     let repacked: Vec<PackId> = repack
         .keys()
@@ -542,6 +562,7 @@ fn copy_live(
     repo: &Repository,
     moving: &[(ObjectId, BlobLocation)],
     repack: &HashMap<PackId, &PackUsage>,
+    progress: &dyn Progress,
 ) -> Result<Copied> {
     let store = repo.store();
     let target = repo.config().pack_target_bytes;
@@ -553,6 +574,8 @@ fn copy_live(
     for group in moving.chunk_by(|a, b| a.1.pack == b.1.pack) {
         let pack = group[0].1.pack;
         debug_assert!(repack.contains_key(&pack));
+        progress.items(1);
+        progress.bytes(group.iter().map(|(_, l)| u64::from(l.length)).sum());
         let Some(frames) = read_verified(store, pack, group)? else {
             out.skipped.insert(pack);
             continue;

@@ -21,6 +21,7 @@
 //! - [`gc`]: garbage collection; [`stats`]: repository statistics.
 //! - [`retention`]: retention policies (which snapshots `forget` keeps), a pure function.
 //! - [`check`] and [`repair`]: verify the catalog against the packs; rebuild it from them.
+//! - [`progress`]: hooks through which long operations report progress.
 //!
 //! # Example
 //!
@@ -51,6 +52,7 @@ pub mod fsmeta;
 pub mod gc;
 pub mod id;
 pub mod model;
+pub mod progress;
 pub mod repair;
 pub mod repo;
 pub mod restore;
@@ -61,4 +63,5 @@ pub mod store;
 pub use config::{InitOptions, RepoConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{ChunkId, ObjectId, PackId, SnapshotId, TreeId};
+pub use repo::SnapshotFilter;
 pub use repo::{LockMode, Repository};

@@ -206,6 +206,50 @@ impl Repository {
         }
     }
 
+    /// Resolves `reference` as [`Repository::resolve`] does, among the
+    /// snapshots `filter` admits: `latest` names the newest snapshot that
+    /// matches; an id or prefix must name a snapshot that matches.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] when no snapshot matches (naming the filter),
+    /// [`ErrorKind::InvalidInput`] when the snapshot an id names does not
+    /// match it, and the errors of [`Repository::resolve`].
+    pub fn resolve_filtered(
+        &self,
+        reference: &str,
+        filter: &SnapshotFilter,
+    ) -> Result<(SnapshotId, Snapshot)> {
+        if filter.is_empty() {
+            return self.resolve(reference);
+        }
+        if reference == "latest" {
+            let reader = self.catalog.begin_read()?;
+            return reader
+                .snapshots()?
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter.matches(s))
+                .ok_or_else(|| {
+                    Error::not_found(format!(
+                        "no snapshot matches {}, so `latest` names none; `cairn list` shows each snapshot's host, tags and paths",
+                        filter.describe()
+                    ))
+                });
+        }
+        let (id, snap) = self.resolve(reference)?;
+        if !filter.matches(&snap) {
+            return Err(Error::invalid(format!(
+                "snapshot {} does not match {}: it was taken on host `{}` with tags [{}]; \
+                 drop the filter or name another snapshot",
+                id.short(),
+                filter.describe(),
+                snap.host,
+                snap.tags.join(",")
+            )));
+        }
+        Ok((id, snap))
+    }
+
     /// Loads a tree node.
     ///
     /// # Errors
@@ -325,6 +369,60 @@ impl RawRepository {
     /// The directory for temporary files.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join(TMP)
+    }
+}
+
+/// Which snapshots a command considers (`--host`, `--tag`, `--path`).
+///
+/// Empty lists admit everything. A snapshot matches when it was taken on
+/// any of `hosts`, carries any of `tags`, and its source paths include
+/// every one of `paths` (absolute paths as recorded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotFilter {
+    /// Host names; any of them.
+    pub hosts: Vec<String>,
+    /// Tags; any of them.
+    pub tags: Vec<String>,
+    /// Absolute source paths (as bytes); all of them.
+    pub paths: Vec<Vec<u8>>,
+}
+
+impl SnapshotFilter {
+    /// True when the filter admits every snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty()
+    }
+
+    /// Whether `snap` passes the filter.
+    pub fn matches(&self, snap: &Snapshot) -> bool {
+        (self.hosts.is_empty() || self.hosts.contains(&snap.host))
+            && (self.tags.is_empty() || snap.tags.iter().any(|t| self.tags.contains(t)))
+            && self.paths.iter().all(|p| snap.paths.contains(p))
+    }
+
+    /// The filter in words, for messages: `host a or b, tag t, path /x`
+    /// (`every snapshot` when empty).
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.hosts.is_empty() {
+            parts.push(format!("host {}", self.hosts.join(" or ")));
+        }
+        if !self.tags.is_empty() {
+            parts.push(format!("tag {}", self.tags.join(" or ")));
+        }
+        if !self.paths.is_empty() {
+            let paths: Vec<String> = self
+                .paths
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            parts.push(format!("path {}", paths.join(" and ")));
+        }
+        if parts.is_empty() {
+            "every snapshot".to_string()
+        } else {
+            parts.join(", ")
+        }
     }
 }
 

@@ -29,6 +29,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsmeta;
 use crate::id::{ChunkId, TreeId};
 use crate::model::{Entry, EntryKind, Meta};
+use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::{Repository, locate_in, path_components};
 
 pub mod in_place;
@@ -64,6 +65,19 @@ pub struct RestorePlan {
     pub files: Vec<PlanItem>,
     /// Symlinks and special files.
     pub others: Vec<PlanItem>,
+}
+
+impl RestorePlan {
+    /// Total size of the regular files to restore.
+    pub fn file_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| match f.entry.kind {
+                EntryKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .sum()
+    }
 }
 
 /// What a restore did.
@@ -153,8 +167,24 @@ fn walk(
 /// Fatal problems only (target refused or not creatable, missing trees);
 /// per-file failures are listed in [`RestoreSummary::errors`].
 pub fn restore(repo: &Repository, root: TreeId, opts: &RestoreOptions) -> Result<RestoreSummary> {
+    restore_with(repo, root, opts, &NoProgress)
+}
+
+/// [`restore`], reporting to `progress`: one phase `restore` whose totals
+/// are the plan's files and their bytes; bytes are counted per chunk written.
+///
+/// # Errors
+/// As [`restore`].
+pub fn restore_with(
+    repo: &Repository,
+    root: TreeId,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreSummary> {
     let reader = repo.catalog().begin_read()?;
     let plan = plan(&reader, root, &opts.includes)?;
+    progress
+        .phase(&Phase::new("restore", "files").totals(plan.files.len() as u64, plan.file_bytes()));
     prepare_target(&opts.target, opts.overwrite)?;
     let target = &opts.target;
     let summary = Mutex::new(RestoreSummary::default());
@@ -170,19 +200,18 @@ pub fn restore(repo: &Repository, root: TreeId, opts: &RestoreOptions) -> Result
             Err(e) => fail(&d.rel, &e),
         }
     }
+    let writer = FileWriter {
+        repo,
+        reader: &reader,
+        owner: opts.owner,
+        sync: false,
+        progress,
+    };
     plan.files.par_iter().for_each(|f| {
         let EntryKind::File { chunks, .. } = &f.entry.kind else {
             return;
         };
-        match restore_file(
-            repo,
-            &reader,
-            &target.join(&f.rel),
-            chunks,
-            &f.entry.meta,
-            opts.owner,
-            false,
-        ) {
+        match restore_file(&writer, &target.join(&f.rel), chunks, &f.entry.meta) {
             Ok(n) => {
                 let mut s = lock(&summary);
                 s.files += 1;
@@ -190,6 +219,7 @@ pub fn restore(repo: &Repository, root: TreeId, opts: &RestoreOptions) -> Result
             }
             Err(e) => fail(&f.rel, &e),
         }
+        progress.items(1);
     });
     for o in &plan.others {
         match restore_other(&target.join(&o.rel), &o.entry, opts.owner) {
@@ -284,18 +314,28 @@ fn ensure_dir(path: &Path) -> Result<()> {
         .at("creating directory", path)
 }
 
-/// Creates the file `path` with these chunks and metadata; with `sync`, its
-/// data reach the disk before this returns (in-place restore renames it over
-/// a live file next).
-fn restore_file(
-    repo: &Repository,
-    reader: &CatalogReader,
-    path: &Path,
-    chunks: &[ChunkId],
-    meta: &Meta,
-    owner: bool,
-    sync: bool,
-) -> Result<u64> {
+/// How restored files are written: where chunks come from and what is
+/// applied besides the bytes.
+pub(crate) struct FileWriter<'a> {
+    pub repo: &'a Repository,
+    pub reader: &'a CatalogReader,
+    /// Restore uid/gid (root only).
+    pub owner: bool,
+    /// Data reach the disk before `write` returns (in-place restore renames
+    /// the file over a live one next).
+    pub sync: bool,
+    pub progress: &'a dyn Progress,
+}
+
+/// Creates the file `path` with these chunks and metadata.
+fn restore_file(w: &FileWriter<'_>, path: &Path, chunks: &[ChunkId], meta: &Meta) -> Result<u64> {
+    let FileWriter {
+        repo,
+        reader,
+        owner,
+        sync,
+        progress,
+    } = *w;
     clear(path)?;
     let mut file = OpenOptions::new()
         .write(true)
@@ -310,6 +350,7 @@ fn restore_file(
             let data = repo.read_chunk(reader, id)?;
             file.write_all(&data).at("writing", path)?;
             written += data.len() as u64;
+            progress.bytes(data.len() as u64);
         }
         fsmeta::apply_to_file(&file, path, meta, owner)?;
         if sync {

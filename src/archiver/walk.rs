@@ -289,6 +289,7 @@ fn scan_entry(
                 new: !matches!(p, Some((EntryKind::File { .. }, _))),
             },
         };
+        ctx.scanned_file(size, matches!(content, FileContent::Pending { .. }));
         return Some(ScanNode::File {
             name,
             meta,

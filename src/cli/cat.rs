@@ -12,7 +12,8 @@ use super::{Globals, snapshot_path, usage};
 #[command(
     long_about = "Write the contents of one file in a snapshot to standard output. \
 Every chunk is verified against its hash as it is read.",
-    after_help = "Examples:\n  cairn cat latest /etc/hosts\n  cairn cat 1a2b config/app.toml > app.toml\n\n\
+    after_help = "Examples:\n  cairn cat latest /etc/hosts\n  cairn cat 1a2b config/app.toml > app.toml\n  \
+cairn cat latest --host web1 /etc/hosts\n\n\
 Exit status: 0 written; 1 error (e.g. corrupt data); 2 unknown snapshot, path, or not a file."
 )]
 pub struct Args {
@@ -22,11 +23,14 @@ pub struct Args {
     /// The file's path inside the snapshot: absolute as stored, or relative to
     /// the current directory or to a snapshotted path
     pub path: PathBuf,
+
+    #[command(flatten)]
+    pub filter: super::filter::FilterArgs,
 }
 
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let repo = g.open()?;
-    let (_, snap) = repo.resolve(&args.snap)?;
+    let (_, snap) = repo.resolve_filtered(&args.snap, &args.filter.filter()?)?;
     let path = snapshot_path(&repo, &snap, &args.path)?;
     let Located::Entry(entry) = repo.locate(&snap, &path)? else {
         return Err(usage(format!(

@@ -8,6 +8,7 @@ use cairn::check::{self, CheckOptions, CheckReport, DamageKind, ReadData};
 use cairn::repo::RawRepository;
 use serde_json::{Value, json};
 
+use super::progress::Bar;
 use super::{EXIT_ERROR, Exit, Globals, output};
 
 /// Verify the repository: catalog, packs, and (optionally) every blob
@@ -52,7 +53,9 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     };
     let repo = RawRepository::open(path, LockMode::Shared, &wait)
         .with_context(|| format!("opening repository {}", path.display()))?;
-    let report = check::check(&repo, &CheckOptions { read_data })?;
+    let bar = Bar::new(g.quiet, args.json);
+    let report = check::check_with(&repo, &CheckOptions { read_data }, &bar)?;
+    bar.clear();
     if args.json {
         output::print_json(&report_json(&report))?;
     } else {

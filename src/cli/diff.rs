@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use cairn::diff::{self, Change, ChangeKind, Content, DiffOptions, DiffSummary, Side};
 use cairn::model::{Entry, EntryKind, Snapshot};
-use cairn::{ErrorKind, Repository, SnapshotId};
+use cairn::{ErrorKind, Repository, SnapshotFilter, SnapshotId};
 use serde_json::{Value, json};
 
 use super::{EXIT_PARTIAL, Exit, Globals, output, snapshot_path, usage};
@@ -60,6 +60,9 @@ pub struct Args {
     /// Show a unified diff of modified text files, changed byte ranges of others
     #[arg(long, conflicts_with_all = ["json", "stat"])]
     pub content: bool,
+
+    #[command(flatten)]
+    pub filter: super::filter::FilterArgs,
 }
 
 /// A command-line side, resolved.
@@ -86,9 +89,10 @@ impl Arg {
 
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let repo = g.open()?;
-    let old = classify(&repo, &args.old)?;
+    let filter = args.filter.filter()?;
+    let old = classify(&repo, &args.old, &filter)?;
     let new = match &args.new {
-        Some(b) => classify(&repo, b)?,
+        Some(b) => classify(&repo, b, &filter)?,
         None => match &old {
             Arg::Snap(..) => Arg::Live(PathBuf::new()),
             Arg::Live(p) => {
@@ -146,14 +150,14 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
 
 /// A snapshot reference, else an existing path. An argument with a `/`
 /// (or `.`, `..`, or not UTF-8) is always a path.
-fn classify(repo: &Repository, arg: &OsStr) -> anyhow::Result<Arg> {
+fn classify(repo: &Repository, arg: &OsStr, filter: &SnapshotFilter) -> anyhow::Result<Arg> {
     let text = arg
         .to_str()
         .filter(|s| !s.contains('/') && *s != "." && *s != "..");
     let Some(text) = text else {
         return Ok(Arg::Live(PathBuf::from(arg)));
     };
-    match repo.resolve(text) {
+    match repo.resolve_filtered(text, filter) {
         Ok((id, snap)) => Ok(Arg::Snap(id, Box::new(snap))),
         Err(e)
             if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidInput)

@@ -50,6 +50,9 @@ pub struct Args {
     /// Write the archive to FILE (`-`: standard output, the default)
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub filter: super::filter::FilterArgs,
 }
 
 /// `--format` values.
@@ -113,7 +116,7 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
         ));
     }
     let repo = g.open()?;
-    let (id, snap) = repo.resolve(&args.snap)?;
+    let (id, snap) = repo.resolve_filtered(&args.snap, &args.filter.filter()?)?;
     let includes = args
         .includes
         .iter()

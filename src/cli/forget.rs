@@ -36,10 +36,6 @@ pub struct Args {
     #[arg(long)]
     pub policy: bool,
 
-    /// Only consider snapshots carrying this tag (repeatable: any of them)
-    #[arg(long = "tag", value_name = "T")]
-    pub tags: Vec<String>,
-
     /// Allow removing every snapshot of a group (and a policy with no rule)
     #[arg(long)]
     pub allow_empty: bool,
@@ -55,6 +51,10 @@ pub struct Args {
     /// Then collect garbage (`cairn gc`): waits for an exclusive repository lock
     #[arg(long)]
     pub gc: bool,
+
+    /// Only consider snapshots matching these (--host, --tag, --path)
+    #[command(flatten)]
+    pub filter: super::filter::FilterArgs,
 }
 
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
@@ -75,7 +75,12 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
              give at least one rule, or --allow-empty to remove them all",
         ));
     }
-    let snapshots = retention::select_tagged(repo.snapshots()?, &args.tags);
+    let filter = args.filter.filter()?;
+    let snapshots: Vec<_> = repo
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| filter.matches(s))
+        .collect();
     let plan = retention::plan(
         &policy,
         &snapshots,
@@ -132,7 +137,9 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     // GC needs the lock exclusively: give up the shared one first.
     drop(repo);
     let repo = g.open_with(LockMode::Exclusive)?;
-    let summary = cairn::gc::collect(&repo, &GcOptions::default())?;
+    let bar = super::progress::Bar::new(g.quiet, args.json);
+    let summary = cairn::gc::collect_with(&repo, &GcOptions::default(), &bar)?;
+    bar.clear();
     if args.json {
         return output::print_json(&json!({
             "snapshots": plan_json(&plan),

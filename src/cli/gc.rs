@@ -6,6 +6,7 @@ use cairn::LockMode;
 use cairn::gc::{self, DEFAULT_REPACK_THRESHOLD, GcOptions, GcSummary};
 use serde_json::{Value, json};
 
+use super::progress::Bar;
 use super::{Globals, output, usage};
 
 /// Delete packs and index entries no snapshot references, rewrite mostly-dead packs
@@ -52,7 +53,9 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
         repack_threshold: parse_percent(&args.repack_threshold)?,
     };
     let repo = g.open_with(LockMode::Exclusive)?;
-    let summary = gc::collect(&repo, &opts)?;
+    let bar = Bar::new(g.quiet, args.json);
+    let summary = gc::collect_with(&repo, &opts, &bar)?;
+    bar.clear();
     report(g, &summary, args.json)
 }
 

@@ -4,7 +4,7 @@ use anyhow::Context;
 use cairn::config::{DEFAULT_AVG_CHUNK, DEFAULT_ZSTD_LEVEL};
 use cairn::{InitOptions, Repository};
 
-use super::{Globals, usage};
+use super::{Globals, output, usage};
 
 /// Create a new repository
 #[derive(clap::Args)]
@@ -12,7 +12,8 @@ use super::{Globals, usage};
     long_about = "Create a new, empty repository at --repo (or CAIRN_REPO).\n\n\
 The directory must not exist or be empty; an existing repository is never overwritten. \
 The chunk size and compression level are fixed for the repository's life.",
-    after_help = "Examples:\n  cairn --repo /backups/cairn init\n  cairn --repo ./repo init --avg-chunk-size 128KiB --zstd-level 6\n\n\
+    after_help = "Examples:\n  cairn --repo /backups/cairn init\n  cairn --repo ./repo init --avg-chunk-size 128KiB --zstd-level 6\n  \
+cairn --repo ./repo init --json\n\n\
 Exit status: 0 created; 1 I/O error; 2 bad option or the directory is not empty."
 )]
 pub struct Args {
@@ -23,6 +24,10 @@ pub struct Args {
     /// zstd compression level, 1 (fastest) to 19 (smallest)
     #[arg(long, value_name = "N", default_value_t = DEFAULT_ZSTD_LEVEL)]
     pub zstd_level: i32,
+
+    /// Print the repository's path and configuration as one JSON object
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl Args {
@@ -56,6 +61,14 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let path = g.repo_path()?;
     let repo = Repository::init(path, &args.options()?)
         .with_context(|| format!("creating repository {}", path.display()))?;
+    if args.json {
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        return output::print_json(&serde_json::json!({
+            "path": output::path(abs.as_os_str().as_encoded_bytes()),
+            "id": repo.config().id,
+            "config": serde_json::to_value(repo.config())?,
+        }));
+    }
     if !g.quiet {
         let c = repo.config();
         println!(

@@ -7,25 +7,26 @@ use super::{Globals, output};
 /// List snapshots, oldest first
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  cairn list\n  cairn list --tag pre-deploy --json\n\n\
+    after_help = "Examples:\n  cairn list\n  cairn list --tag pre-deploy --json\n  \
+cairn list --host web1 --host web2\n  cairn list --path /home/me/project\n\n\
 Exit status: 0 listed; 1 error; 2 not a repository."
 )]
 pub struct Args {
-    /// Only snapshots carrying this tag (repeatable: any of them)
-    #[arg(long = "tag", value_name = "TAG")]
-    pub tags: Vec<String>,
-
     /// Print a JSON array, oldest first
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub filter: super::filter::FilterArgs,
 }
 
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let repo = g.open()?;
+    let filter = args.filter.filter()?;
     let snaps: Vec<_> = repo
         .snapshots()?
         .into_iter()
-        .filter(|(_, s)| args.tags.is_empty() || s.tags.iter().any(|t| args.tags.contains(t)))
+        .filter(|(_, s)| filter.matches(s))
         .collect();
     if args.json {
         let arr: Vec<_> = snaps

@@ -16,7 +16,8 @@ use super::{Globals, output, snapshot_path};
 type and mode, owner, size, modification time, path.\n\n\
 SNAP is `latest`, a full snapshot id, or a unique prefix of 4 or more hex characters. \
 PATH is absolute as stored, or relative to the current directory or to a snapshotted path.",
-    after_help = "Examples:\n  cairn ls latest\n  cairn ls 1a2b3c4d /home/me/project/src\n\n\
+    after_help = "Examples:\n  cairn ls latest\n  cairn ls 1a2b3c4d /home/me/project/src\n  \
+cairn ls latest --tag pre-deploy\n\n\
 Exit status: 0 listed; 1 error; 2 unknown snapshot or path."
 )]
 pub struct Args {
@@ -29,11 +30,14 @@ pub struct Args {
     /// Print a JSON array of entries
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub filter: super::filter::FilterArgs,
 }
 
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let repo = g.open()?;
-    let (_, snap) = repo.resolve(&args.snap)?;
+    let (_, snap) = repo.resolve_filtered(&args.snap, &args.filter.filter()?)?;
     let start = match &args.path {
         Some(p) => snapshot_path(&repo, &snap, p)?,
         None => PathBuf::from("/"),

@@ -10,6 +10,7 @@ use cairn::restore::{self, RestoreOptions};
 use cairn::{Repository, SnapshotId};
 use serde_json::json;
 
+use super::progress::Bar;
 use super::snapshot::StderrReport;
 use super::{EXIT_ERROR, Exit, Globals, output, snapshot_path, usage};
 
@@ -33,6 +34,7 @@ temporary file renamed over it); unchanged files are not rewritten; symlinks in 
 replaced, never followed; nothing outside the restored paths is changed or deleted.",
     after_help = "Examples:\n  cairn restore latest --target /tmp/restore\n  \
 cairn restore 1a2b --target ./out --include /home/me/project/src\n  \
+cairn restore latest --tag pre-deploy --host web1 --target ./out\n  \
 cairn restore latest --in-place --dry-run\n  \
 cairn restore 1a2b --in-place --include /home/me/project/src\n  \
 cairn restore 1a2b --in-place --delete --yes          # in a script: no question asked\n\n\
@@ -82,11 +84,14 @@ pub struct Args {
     /// Print the result as one JSON object
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub filter: super::filter::FilterArgs,
 }
 
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let repo = g.open()?;
-    let (id, snap) = repo.resolve(&args.snap)?;
+    let (id, snap) = repo.resolve_filtered(&args.snap, &args.filter.filter()?)?;
     let includes = args
         .includes
         .iter()
@@ -101,8 +106,10 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
         overwrite: args.overwrite,
         owner: cairn::fsmeta::is_root(),
     };
-    let summary = restore::restore(&repo, snap.tree, &opts)
+    let bar = Bar::new(g.quiet, args.json);
+    let summary = restore::restore_with(&repo, snap.tree, &opts, &bar)
         .with_context(|| format!("restoring snapshot {}", id.short()))?;
+    bar.clear();
     for (p, e) in &summary.errors {
         eprintln!(
             "error: {}: {e}",
@@ -234,8 +241,10 @@ fn run_in_place(
         confirm(n, &over)?;
     }
     let context = || format!("restoring snapshot {} in place", id.short());
-    let saved =
-        in_place::save_current(repo, id, snap, &opts, &StderrReport).with_context(context)?;
+    let saved = {
+        let report = StderrReport(Bar::new(g.quiet, args.json));
+        in_place::save_current(repo, id, snap, &opts, &report).with_context(context)?
+    };
     if !args.json && !g.quiet {
         // Before anything changes: should the restore be interrupted, this
         // names the snapshot that holds the previous state.

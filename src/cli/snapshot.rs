@@ -7,6 +7,7 @@ use anyhow::Context;
 use cairn::archiver::{self, Report, SnapshotOptions, StreamSource, Warning, WarningKind};
 use cairn::{InitOptions, LockMode, Repository};
 
+use super::progress::Bar;
 use super::{EXIT_PARTIAL, Exit, Globals, output, usage};
 
 /// Take a snapshot of files and directories
@@ -130,9 +131,13 @@ fn check_stream_args(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(super) struct StderrReport;
+pub(super) struct StderrReport(pub(super) Bar);
 
 impl Report for StderrReport {
+    fn progress(&self) -> &dyn cairn::progress::Progress {
+        &self.0
+    }
+
     fn warning(&self, w: &Warning) {
         let what = match w.kind {
             WarningKind::Unreadable => "could not read",
@@ -141,17 +146,18 @@ impl Report for StderrReport {
             WarningKind::Skipped => "skipped",
             WarningKind::SqliteFallback => "stored raw",
         };
-        eprintln!(
+        self.0.eprintln(&format!(
             "warning: {what}: {}: {}",
             output::path(w.path.as_os_str().as_encoded_bytes()),
             w.message
-        );
+        ));
     }
 }
 
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let path = g.repo_path()?;
-    if args.init && !Repository::exists(path) {
+    let created = args.init && !Repository::exists(path);
+    if created {
         Repository::init(path, &InitOptions::default())
             .with_context(|| format!("creating repository {}", path.display()))?;
         if !g.quiet && !args.json {
@@ -186,6 +192,7 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     if let Some(t) = &args.time {
         opts.time_ns = Some(output::parse_rfc3339(t)?);
     }
+    let report = StderrReport(Bar::new(g.quiet, args.json));
     let result = if stream {
         let stdin = std::io::stdin();
         let mut lock = stdin.lock();
@@ -202,15 +209,17 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
             Some(n) => n.as_bytes().to_vec(),
             None => source.default_name(),
         };
-        archiver::snapshot_stream(&repo, &opts, &name, source, &StderrReport)
+        archiver::snapshot_stream(&repo, &opts, &name, source, &report)
             .context("taking snapshot")?
     } else {
-        archiver::snapshot(&repo, &opts, &StderrReport).context("taking snapshot")?
+        archiver::snapshot(&repo, &opts, &report).context("taking snapshot")?
     };
+    drop(report);
     let s = &result.snapshot;
     let m = &s.summary;
     if args.json {
         let mut v = output::snapshot_json(&result.id, s);
+        v["repository_created"] = created.into();
         v["warnings"] = result
             .warnings
             .iter()

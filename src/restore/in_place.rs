@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::{clear, ensure_dir, error_chain, lock, restore_file, restore_other};
+use super::{FileWriter, clear, ensure_dir, error_chain, lock, restore_file, restore_other};
 use crate::archiver::{self, Report, SnapshotOptions};
 use crate::catalog::CatalogReader;
 use crate::diff::{self, Change, ChangeKind, DiffOptions, DiffWarning, Side};
@@ -599,21 +599,20 @@ impl Applier<'_> {
                 }
             }
         }
+        let writer = FileWriter {
+            repo: self.repo,
+            reader: self.reader,
+            owner: self.owner,
+            sync: true,
+            progress: &crate::progress::NoProgress,
+        };
         files.par_iter().for_each(|i| {
             let tmp = tmp_path(&i.path);
             let EntryKind::File { chunks, .. } = &i.entry.kind else {
                 return;
             };
-            let written = restore_file(
-                self.repo,
-                self.reader,
-                &tmp,
-                chunks,
-                &i.entry.meta,
-                self.owner,
-                true,
-            )
-            .and_then(|n| replace(&tmp, &i.path).map(|()| n));
+            let written = restore_file(&writer, &tmp, chunks, &i.entry.meta)
+                .and_then(|n| replace(&tmp, &i.path).map(|()| n));
             match written {
                 Ok(n) => {
                     self.bytes.fetch_add(n, Ordering::Relaxed);

@@ -25,6 +25,10 @@
 //! - `restore_in_place`: `restore --in-place` puts a snapshot back over its
 //!   paths, keeps or deletes extras, takes a safety snapshot and prints an
 //!   undo command that really undoes it; dry runs and refusals change nothing.
+//! - `progress`: progress hooks report totals consistent with the work;
+//!   no progress bar without a terminal.
+//! - `filters`: `--host`/`--tag`/`--path` for `list` and for what `latest`
+//!   names; `init --json`.
 //! - `robustness`: special files, excludes and ignore files, the repository
 //!   inside its own source, missing sources.
 //! - `sqlite`: live SQLite databases stored consistently (backup API) under
@@ -46,9 +50,11 @@ mod dedup;
 mod diff;
 mod durability;
 mod export;
+mod filters;
 mod gc;
-mod restore_in_place;
+mod progress;
 mod recipes;
+mod restore_in_place;
 mod retention;
 mod robustness;
 mod sqlite;

@@ -26,7 +26,10 @@ fn script(name: &str, repo: &Path) -> Command {
 fn snapshots(repo: &Path) -> Vec<serde_json::Value> {
     let out = run(cairn_at(repo).args(["list", "--json"]));
     out.ok();
-    out.json().as_array().expect("list --json is an array").clone()
+    out.json()
+        .as_array()
+        .expect("list --json is an array")
+        .clone()
 }
 
 fn has_tag(s: &serde_json::Value, tag: &str) -> bool {
@@ -47,7 +50,11 @@ fn hourly_script_snapshots_and_applies_the_policy() {
     run(cairn_at(&repo).args(["policy", "set", "--keep-last", "2"])).ok();
 
     for round in 0..3 {
-        fs::write(app.join("data/state.json"), format!("{{\"round\":{round}}}")).unwrap();
+        fs::write(
+            app.join("data/state.json"),
+            format!("{{\"round\":{round}}}"),
+        )
+        .unwrap();
         let out = run(script("hourly.sh", &repo).arg(&app));
         out.ok();
         assert_eq!(out.out(), "", "quiet on success, so cron mails nothing");
@@ -57,7 +64,10 @@ fn hourly_script_snapshots_and_applies_the_policy() {
     assert!(kept.iter().all(|s| has_tag(s, "hourly")));
 
     let target = s.join("restored");
-    run(cairn_at(&repo).args(["restore", "latest", "--target"]).arg(&target)).ok();
+    run(cairn_at(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(&target))
+    .ok();
     assert_same_tree(&app, &restored_path(&target, &app));
 }
 
@@ -209,7 +219,10 @@ fn docker_volume_script_stops_snapshots_and_restarts() {
     assert_eq!(all.len(), 1);
     assert!(has_tag(&all[0], "volume:pgdata"));
     let target = s.join("restored");
-    run(cairn_at(&repo).args(["restore", "latest", "--target"]).arg(&target)).ok();
+    run(cairn_at(&repo)
+        .args(["restore", "latest", "--target"])
+        .arg(&target))
+    .ok();
     assert_same_tree(&volume, &restored_path(&target, &volume));
 }
 
