@@ -23,7 +23,11 @@ sizes = {}
 for line in open(out + "/sizes.tsv"):
     key, tool, b = line.rstrip("\n").split("\t")
     sizes[key, tool] = int(b) if b else None
-bad_verify = {tuple(line.rstrip("\n").split("\t")[:2]) for line in open(out + "/verify_failed.tsv") if line.strip()}
+try:
+    with open(out + "/verify_failed.tsv") as f:
+        bad_verify = {tuple(line.rstrip("\n").split("\t")[:2]) for line in f if line.strip()}
+except FileNotFoundError:
+    bad_verify = set()
 
 versions = max((len(v) for (s, _), v in runs.items() if s == "series-src"), default=0)
 # step, label, size key, time target (x faster than the best peer),
@@ -125,7 +129,8 @@ for step, label, skey, ttarget, starget, abs_target in STEPS:
                 if ttarget:
                     good = r >= ttarget
                     tgt.append("≥%d× faster: %s" % (ttarget, "**met**" if good else "**missed**"))
-                    (met if good else missed).append("%s: %.2f× faster (target ≥%d×)" % (label, r, ttarget))
+                    (met if good else missed).append("%s: %s (target ≥%d× faster)" % (
+                        label, "%.2f× faster" % r if r >= 1 else "%.2f× slower" % (1 / r), ttarget))
                 if abs_target:
                     good = c["wall"] < abs_target
                     tgt.append("<%d ms: %s" % (abs_target * 1000, "**met**" if good else "**missed**"))

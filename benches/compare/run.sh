@@ -281,7 +281,8 @@ done
 python3 "$HERE/report.py" "$WORK/out" >"$WORK/out/table.md" || FAILED=1
 cat "$WORK/out/table.md"
 mkdir -p "$ROOT/benches/compare/results"
-cp "$WORK/out/table.md" "$WORK/out/results.tsv" "$WORK/out/sizes.tsv" "$WORK/out/env.txt" "$ROOT/benches/compare/results/" 2>/dev/null
+cp "$WORK/out/table.md" "$WORK/out/results.tsv" "$WORK/out/sizes.tsv" "$WORK/out/env.txt" \
+    "$WORK/out/verify_failed.tsv" "$ROOT/benches/compare/results/"
 
 if [ $UPDATE_DOCS = 1 ]; then
     python3 - "$ROOT/docs/PERFORMANCE.md" "$WORK/out/table.md" <<'PY' || FAILED=1
