@@ -4,6 +4,7 @@
 #   bash benches/compare/run.sh                 # full scale, prints the table
 #   bash benches/compare/run.sh --update-docs   # ... and rewrites the marked
 #                                               # section of docs/PERFORMANCE.md
+#                                               # and benches/compare/results/
 #   SCALE=small bash benches/compare/run.sh     # quick run (~3 min)
 #
 # Generates all data itself (benches/compare/gen.py, seeded): a ~60 MB source
@@ -34,7 +35,7 @@ UPDATE_DOCS=0
 for a in "$@"; do
     case "$a" in
         --update-docs) UPDATE_DOCS=1 ;;
-        -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument '$a' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -280,11 +281,12 @@ done
 [ -f "$WORK/out/verify_failed.tsv" ] || : >"$WORK/out/verify_failed.tsv"
 python3 "$HERE/report.py" "$WORK/out" >"$WORK/out/table.md" || FAILED=1
 cat "$WORK/out/table.md"
-mkdir -p "$ROOT/benches/compare/results"
-cp "$WORK/out/table.md" "$WORK/out/results.tsv" "$WORK/out/sizes.tsv" "$WORK/out/env.txt" \
-    "$WORK/out/verify_failed.tsv" "$ROOT/benches/compare/results/"
 
 if [ $UPDATE_DOCS = 1 ]; then
+    # The raw figures behind the docs table, so report.py can regenerate it.
+    mkdir -p "$ROOT/benches/compare/results"
+    cp "$WORK/out/table.md" "$WORK/out/results.tsv" "$WORK/out/sizes.tsv" "$WORK/out/env.txt" \
+        "$WORK/out/verify_failed.tsv" "$ROOT/benches/compare/results/" || FAILED=1
     python3 - "$ROOT/docs/PERFORMANCE.md" "$WORK/out/table.md" <<'PY' || FAILED=1
 import sys
 doc, table = sys.argv[1], open(sys.argv[2]).read()
