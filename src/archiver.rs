@@ -361,6 +361,7 @@ pub fn snapshot(
         summary,
         program_version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    sink.flush()?;
     snap.summary.bytes_added = sink.bytes_written();
     snap.summary.blobs_added = sink.blobs_written();
     snap.summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -1,5 +1,5 @@
-//! Reading one changed file: stream it through the chunker, hash and
-//! compress each batch of chunks in parallel, store the new ones.
+//! Reading one changed file: stream it through the chunker and hand
+//! each batch of chunks to the sink, which hashes, dedups and stores them.
 //!
 //! A file is opened without following symlinks and without blocking (a FIFO
 //! swapped in after the scan must not hang the snapshot), and re-checked
@@ -8,18 +8,13 @@
 
 use std::path::Path;
 
-use rayon::prelude::*;
-
 use super::sink::Sink;
 use crate::chunker::{Chunker, ChunkerParams};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::fsmeta::{meta_of, open_source_file};
-use crate::id::{ChunkId, ObjectId};
+use crate::id::ChunkId;
 use crate::model::Meta;
 use crate::store::BlobKind;
-
-/// A chunk's id, its frame when it is new, and its raw length.
-type Encoded = (ObjectId, Option<Vec<u8>>, usize);
 
 /// What reading one file produced.
 pub(crate) struct FileRead {
@@ -71,29 +66,10 @@ pub(crate) fn read_file(
             break;
         }
         size += batch.data.len() as u64;
-        let data = batch.data;
-        let encoded: Vec<Result<Encoded>> = batch
-            .ranges
-            .par_iter()
-            .map(|r| {
-                let raw = &data[r.clone()];
-                let id = ObjectId::of(raw);
-                let frame = if sink.claim(&id)? {
-                    Some(sink.encode(raw)?)
-                } else {
-                    None
-                };
-                Ok((id, frame, raw.len()))
-            })
-            .collect();
-        for item in encoded {
-            let (id, frame, raw_len) = item.map_err(ReadFailure::Fatal)?;
-            if let Some(frame) = frame {
-                sink.put(id, BlobKind::Chunk, raw_len, &frame)
-                    .map_err(ReadFailure::Fatal)?;
-            }
-            chunks.push(ChunkId(id));
-        }
+        let ids = sink
+            .store_batch(BlobKind::Chunk, batch.data, &batch.ranges)
+            .map_err(ReadFailure::Fatal)?;
+        chunks.extend(ids.into_iter().map(ChunkId));
     }
     let after = file.metadata().map_err(ReadFailure::Unreadable)?;
     let (m0, m1) = (meta_of(&before), meta_of(&after));
