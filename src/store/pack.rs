@@ -444,6 +444,79 @@ mod tests {
     }
 
     #[test]
+    fn grouped_frames_round_trip_and_inconsistent_entries_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (objects, tmp) = (dir.path().join("objects"), dir.path().join("tmp"));
+        fs::create_dir_all(&objects).unwrap();
+        fs::create_dir_all(&tmp).unwrap();
+        let store = PackStore::new(objects, tmp);
+        let mut w = store.new_writer().unwrap();
+        let blobs: [&[u8]; 3] = [b"first blob ", b"second blob ", b"third"];
+        let data = blobs.concat();
+        let mut inner = 0u32;
+        let group: Vec<FrameBlob> = blobs
+            .iter()
+            .map(|b| {
+                let fb = FrameBlob {
+                    id: ObjectId::of(b),
+                    kind: BlobKind::Chunk,
+                    inner,
+                    raw_len: b.len() as u32,
+                };
+                inner += b.len() as u32;
+                fb
+            })
+            .collect();
+        w.add_frame(&codec::encode(&data, 3).unwrap(), data.len() as u32, &group)
+            .unwrap();
+        w.add(
+            ObjectId::of(b"alone"),
+            BlobKind::Tree,
+            5,
+            &codec::encode(b"alone", 3).unwrap(),
+        )
+        .unwrap();
+        let bad = FrameBlob {
+            inner: 30,
+            ..group[0]
+        };
+        assert!(
+            w.add_frame(b"xxxxx", 31, &[bad]).is_err(),
+            "blob past its frame"
+        );
+        let done = w.finish(&store).unwrap();
+        let bytes = fs::read(store.pack_path(&done.id)).unwrap();
+        let entries = parse_footer(&bytes).unwrap();
+        assert_eq!(frames(&entries).count(), 2);
+        for (b, e) in blobs.iter().zip(&entries) {
+            assert!(e.is_grouped());
+            let loc = BlobLocation::new(done.id, e);
+            assert_eq!(&store.read_blob(&e.id, &loc).unwrap(), b);
+        }
+        // A location whose blob lies outside its frame, or whose frame is
+        // not as long as it says, is corrupt, not a panic.
+        let mut loc = BlobLocation::new(done.id, &entries[0]);
+        loc.inner = loc.frame_raw;
+        assert!(BlobLocation::decode(&loc.encode().unwrap()).is_err());
+        assert!(store.read_blob(&entries[0].id, &loc).is_err());
+        let mut loc = BlobLocation::new(done.id, &entries[0]);
+        loc.frame_raw += 1;
+        assert!(store.read_blob(&entries[0].id, &loc).is_err());
+
+        let blobs_end = entries[3].offset + u64::from(entries[3].length);
+        assert!(check_entries(&entries, blobs_end).is_ok());
+        let mut split = entries.clone();
+        split[1].frame_raw -= 1; // disagrees with its frame
+        assert!(check_entries(&split, blobs_end).is_err());
+        let mut apart = entries.clone();
+        apart.swap(1, 3); // the frame's entries are no longer contiguous
+        assert!(check_entries(&apart, blobs_end).is_err());
+        let mut outside = entries.clone();
+        outside[2].inner = outside[2].frame_raw - 1;
+        assert!(check_entries(&outside, blobs_end).is_err());
+    }
+
+    #[test]
     fn truncated_pack_footer_is_corrupt() {
         assert!(parse_footer(b"CAIRNPK\x01").is_err());
         let mut fake = PACK_HEADER.to_vec();
