@@ -29,7 +29,8 @@ const OPEN_PACKS_CACHED: usize = 64;
 
 /// Decoded group frames kept for reads (shared by all threads): restoring
 /// many small files that share groups decodes each group about once.
-const FRAME_CACHE_BYTES: usize = 16 << 20;
+/// 32 MiB holds 32 full groups.
+const FRAME_CACHE_BYTES: usize = 32 << 20;
 
 /// The `objects/` directory plus the `tmp/` directory packs are staged in.
 pub struct PackStore {

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::id::PackId;
 
-const SHARDS: usize = 16;
+/// Few shards, so that each holds several full groups (1 MiB each).
+const SHARDS: usize = 8;
 
 type Key = (PackId, u64);
 
