@@ -63,6 +63,8 @@ fn location() -> BlobLocation {
         kind: BlobKind::Chunk,
         offset: 0,
         length: FILE_BYTES,
+        frame_raw: FILE_BYTES,
+        inner: 0,
         raw_len: FILE_BYTES,
     }
 }

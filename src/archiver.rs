@@ -475,6 +475,8 @@ fn seal(
     mut snap: Snapshot,
     started: Instant,
 ) -> Result<(SnapshotId, Snapshot)> {
+    // Blobs still waiting in the shared group are counted only once written.
+    sink.flush()?;
     snap.summary.bytes_added = sink.bytes_written();
     snap.summary.blobs_added = sink.blobs_written();
     snap.summary.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -34,7 +34,8 @@ use crate::model::{EntryKind, Snapshot, decode_versioned};
 use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::RawRepository;
 use crate::store::pack::{
-    FOOTER_VERSION, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC, parse_footer,
+    FOOTER_VERSION, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC, check_entries, frames,
+    parse_footer, slice_blob,
 };
 use crate::store::{BlobLocation, PackEntry};
 
@@ -300,24 +301,23 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// What the cheap footer read learns of a pack.
 struct PackIndex {
-    /// Footer entries sorted by id: (id, offset, length).
-    entries: Vec<(ObjectId, u64, u32)>,
+    /// Footer entries sorted by id.
+    entries: Vec<PackEntry>,
 }
 
 impl PackIndex {
     fn has(&self, id: &ObjectId, loc: &BlobLocation) -> bool {
-        self.entries
-            .binary_search_by(|(e, _, _)| e.cmp(id))
-            .is_ok_and(|i| {
-                // Duplicates of one id in a pack are legal; accept any match.
-                let mut j = i;
-                while j > 0 && self.entries[j - 1].0 == *id {
-                    j -= 1;
-                }
-                self.entries[j..]
-                    .iter()
-                    .take_while(|(e, _, _)| e == id)
-                    .any(|&(_, off, len)| off == loc.offset && len == loc.length)
+        let start = self.entries.partition_point(|e| e.id < *id);
+        // Duplicates of one id in a pack are legal; accept any match.
+        self.entries[start..]
+            .iter()
+            .take_while(|e| e.id == *id)
+            .any(|e| {
+                e.offset == loc.offset
+                    && e.length == loc.length
+                    && e.frame_raw == loc.frame_raw
+                    && e.inner == loc.inner
+                    && e.raw_len == loc.raw_len
             })
     }
 }
@@ -353,15 +353,7 @@ fn read_footer_only(path: &Path, size: u64) -> Result<Vec<PackEntry>> {
     let mut footer = vec![0u8; usize::try_from(footer_len).unwrap_or(usize::MAX)];
     file.read_exact_at(&mut footer, blobs_end).map_err(io)?;
     let entries: Vec<PackEntry> = decode_versioned(FOOTER_VERSION, "pack footer", &footer)?;
-    for e in &entries {
-        let end = e.offset.checked_add(u64::from(e.length));
-        if e.offset < PACK_HEADER.len() as u64 || end.is_none_or(|end| end > blobs_end) {
-            return Err(Error::corrupt(format!(
-                "pack footer entry {} points outside the pack",
-                e.id
-            )));
-        }
-    }
+    check_entries(&entries, blobs_end)?;
     Ok(entries)
 }
 
@@ -414,24 +406,30 @@ fn read_pack_fully(repo: &RawRepository, id: PackId) -> PackRead {
             return out;
         }
     };
-    for e in &entries {
-        let frame = &bytes[e.offset as usize..(e.offset + u64::from(e.length)) as usize];
-        let ok = match codec::decode(frame) {
-            Ok(raw) => raw.len() == e.raw_len as usize && ObjectId::of(&raw) == e.id,
-            Err(_) => false,
-        };
-        if ok {
-            out.verified += 1;
-        } else {
-            out.problems.push(
-                Problem::new(
-                    ProblemKind::BlobDamaged,
-                    format!("blob {} in pack {id} is damaged", e.id),
-                )
-                .pack(id)
-                .object(e.id),
-            );
-            out.bad.push((e.id, format!("damaged in pack {id}")));
+    // Each frame is decoded once; every blob in it is re-hashed.
+    for frame_entries in frames(&entries) {
+        let first = frame_entries[0];
+        let frame =
+            &bytes[first.offset as usize..(first.offset + u64::from(first.length)) as usize];
+        let decoded = codec::decode(frame).ok();
+        for e in frame_entries {
+            let ok = decoded.as_deref().is_some_and(|d| {
+                slice_blob(d, e.frame_raw, e.inner, e.raw_len)
+                    .is_ok_and(|raw| ObjectId::of(raw) == e.id)
+            });
+            if ok {
+                out.verified += 1;
+            } else {
+                out.problems.push(
+                    Problem::new(
+                        ProblemKind::BlobDamaged,
+                        format!("blob {} in pack {id} is damaged", e.id),
+                    )
+                    .pack(id)
+                    .object(e.id),
+                );
+                out.bad.push((e.id, format!("damaged in pack {id}")));
+            }
         }
     }
     out
@@ -539,9 +537,8 @@ pub fn check_with(
         }
         match read_footer_only(&path, size) {
             Ok(entries) => {
-                let mut entries: Vec<_> =
-                    entries.iter().map(|e| (e.id, e.offset, e.length)).collect();
-                entries.sort();
+                let mut entries = entries;
+                entries.sort_by_key(|e| e.id);
                 index.insert(*id, PackIndex { entries });
             }
             Err(e) => {
@@ -587,8 +584,8 @@ pub fn check_with(
             }
         } else if index.get(&loc.pack).is_some_and(|p| !p.has(&id, &loc)) {
             let msg = format!(
-                "blob {id} is not where the catalog says in pack {} (offset {}, length {})",
-                loc.pack, loc.offset, loc.length
+                "blob {id} is not where the catalog says in pack {} (offset {}, length {}, inner {}, raw length {})",
+                loc.pack, loc.offset, loc.length, loc.inner, loc.raw_len
             );
             report.problems.push(
                 Problem::new(ProblemKind::BlobLocation, &msg)

@@ -955,6 +955,8 @@ mod tests {
                 kind: BlobKind::Chunk,
                 offset: 0,
                 length: 1,
+                frame_raw: u32::try_from(content.len()).unwrap(),
+                inner: 0,
                 raw_len: u32::try_from(content.len()).unwrap(),
             },
         ));

@@ -35,8 +35,8 @@ use crate::id::{ObjectId, PackId, TreeId};
 use crate::model::EntryKind;
 use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::Repository;
-use crate::store::pack::{PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC};
-use crate::store::{BlobKind, BlobLocation, FinishedPack, PackStore};
+use crate::store::pack::{GROUP_TARGET_BYTES, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC};
+use crate::store::{BlobKind, BlobLocation, FinishedPack, FrameBlob, PackStore, PackWriter};
 
 /// Default [`GcOptions::repack_threshold`]: a pack is rewritten once more
 /// than this fraction of its bytes is dead.
@@ -196,14 +196,14 @@ pub fn collect_with(
             }
             Ok(())
         })?;
-        moving.sort_by_key(|(_, l)| (l.pack, l.offset));
+        moving.sort_by_key(|(_, l)| (l.pack, l.offset, l.inner));
     }
     drop(marked);
     drop(reader);
 
     if opts.dry_run {
         let repacked_bytes: u64 = repack.values().filter_map(|p| p.disk_size).sum();
-        let live: u64 = moving.iter().map(|(_, l)| u64::from(l.length)).sum();
+        let live: u64 = moving.iter().map(|(_, l)| share(l)).sum();
         let target = repo.config().pack_target_bytes;
         let new_packs = if moving.is_empty() {
             0
@@ -234,7 +234,7 @@ pub fn collect_with(
 
     // 2. Copy live frames into new, durable packs.
     if !repack.is_empty() {
-        let live: u64 = moving.iter().map(|(_, l)| u64::from(l.length)).sum();
+        let live: u64 = moving.iter().map(|(_, l)| share(l)).sum();
         progress.phase(&Phase::new("repack", "packs").totals(repack.len() as u64, live));
     }
     let copied = copy_live(repo, &moving, &repack, progress)?;
@@ -453,20 +453,34 @@ pub(crate) fn sweep(
     let mut per_pack: HashMap<PackId, Acc> = HashMap::new();
     let mut dead_blobs = Vec::new();
     let mut blobs_live = 0u64;
-    let mut bytes_live = 0u64;
+    // Live raw bytes of each group frame with a live blob: (pack, offset)
+    // → (frame length, frame raw length, live raw length).
+    let mut groups: HashMap<(PackId, u64), (u32, u32, u64)> = HashMap::new();
     reader.for_each_blob(|id, loc| {
         let acc = per_pack.entry(loc.pack).or_default();
         if marked.live.contains(&id) {
             acc.live_blobs += 1;
-            acc.live_bytes += u64::from(loc.length);
             blobs_live += 1;
-            bytes_live += u64::from(loc.length);
+            if loc.is_grouped() {
+                let g =
+                    groups
+                        .entry((loc.pack, loc.offset))
+                        .or_insert((loc.length, loc.frame_raw, 0));
+                g.2 += u64::from(loc.raw_len);
+            } else {
+                acc.live_bytes += u64::from(loc.length);
+            }
         } else {
             acc.dead_snapshot |= loc.kind == BlobKind::Snapshot;
             dead_blobs.push(id);
         }
         Ok(())
     })?;
+    for ((pack, _), (length, frame_raw, live_raw)) in groups {
+        let live = frame_share(length, frame_raw, live_raw);
+        per_pack.entry(pack).or_default().live_bytes += live;
+    }
+    let bytes_live = per_pack.values().map(|a| a.live_bytes).sum();
     let mut dead_trees = Vec::new();
     reader.for_each_raw_tree(|id, _| {
         // A tree row whose id is live as another blob (a file holding
@@ -548,6 +562,22 @@ fn blob_area(path: &std::path::Path, size: u64) -> Option<u64> {
     size.checked_sub(overhead + footer)
 }
 
+/// The part of a frame of `length` bytes, decoding to `frame_raw` bytes,
+/// that `raw` of those bytes account for: dead-byte accounting charges each
+/// blob its share of the frame in proportion to its raw length.
+fn frame_share(length: u32, frame_raw: u32, raw: u64) -> u64 {
+    if raw >= u64::from(frame_raw) {
+        return u64::from(length);
+    }
+    // Below 2^32 × 2^32: no overflow.
+    u64::from(length) * raw / u64::from(frame_raw)
+}
+
+/// A blob's share of its frame's bytes.
+fn share(loc: &BlobLocation) -> u64 {
+    frame_share(loc.length, loc.frame_raw, u64::from(loc.raw_len))
+}
+
 /// New packs holding the copied blobs, and the packs that could not be
 /// copied (a frame did not verify) and are kept as they are.
 struct Copied {
@@ -555,8 +585,85 @@ struct Copied {
     skipped: HashSet<PackId>,
 }
 
-/// Copies the frames in `moving` (sorted by pack) into new packs, without
-/// recompressing, verifying each against its id first. A pack whose frames
+/// What to do with one frame of a pack being rewritten.
+enum Move {
+    /// Every blob of the frame is live: copy the frame as it is.
+    Frame {
+        frame: Vec<u8>,
+        frame_raw: u32,
+        blobs: Vec<FrameBlob>,
+    },
+    /// Some blobs are dead: the live ones, decoded, to regroup.
+    Blobs(Vec<(ObjectId, BlobKind, Vec<u8>)>),
+}
+
+/// Writes frames into new packs, closing each at the pack target.
+struct Repacker<'a> {
+    store: &'a PackStore,
+    target: u64,
+    level: i32,
+    writer: Option<PackWriter>,
+    group: (Vec<FrameBlob>, Vec<u8>),
+    packs: Vec<FinishedPack>,
+}
+
+impl Repacker<'_> {
+    fn add_frame(&mut self, frame: &[u8], frame_raw: u32, blobs: &[FrameBlob]) -> Result<()> {
+        let w = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(self.store.new_writer()?),
+        };
+        w.add_frame(frame, frame_raw, blobs)?;
+        if w.len() >= self.target
+            && let Some(w) = self.writer.take()
+        {
+            self.packs.push(w.finish(self.store)?);
+        }
+        Ok(())
+    }
+
+    /// Adds a live blob of a partly dead frame to the group being formed.
+    fn add_blob(&mut self, id: ObjectId, kind: BlobKind, raw: &[u8]) -> Result<()> {
+        if !self.group.1.is_empty() && self.group.1.len() + raw.len() > GROUP_TARGET_BYTES {
+            self.flush_group()?;
+        }
+        let too_big = || Error::invalid("group larger than 4 GiB");
+        self.group.0.push(FrameBlob {
+            id,
+            kind,
+            inner: u32::try_from(self.group.1.len()).map_err(|_| too_big())?,
+            raw_len: u32::try_from(raw.len()).map_err(|_| too_big())?,
+        });
+        self.group.1.extend_from_slice(raw);
+        if self.group.1.len() >= GROUP_TARGET_BYTES {
+            self.flush_group()?;
+        }
+        Ok(())
+    }
+
+    fn flush_group(&mut self) -> Result<()> {
+        let (blobs, data) = std::mem::take(&mut self.group);
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let frame = codec::encode(&data, self.level)?;
+        let frame_raw = u32::try_from(data.len()).map_err(|_| Error::invalid("group too large"))?;
+        self.add_frame(&frame, frame_raw, &blobs)
+    }
+
+    fn finish(mut self) -> Result<Vec<FinishedPack>> {
+        self.flush_group()?;
+        if let Some(w) = self.writer.take().filter(|w| !w.is_empty()) {
+            self.packs.push(w.finish(self.store)?);
+        }
+        Ok(self.packs)
+    }
+}
+
+/// Copies the live blobs in `moving` (sorted by pack and offset) into new
+/// packs, verifying each against its id first: a frame whose blobs are all
+/// live is copied without recompressing; the live blobs of a frame that
+/// also holds dead ones are regrouped into new frames. A pack whose frames
 /// do not all verify is skipped whole.
 fn copy_live(
     repo: &Repository,
@@ -565,70 +672,108 @@ fn copy_live(
     progress: &dyn Progress,
 ) -> Result<Copied> {
     let store = repo.store();
-    let target = repo.config().pack_target_bytes;
-    let mut out = Copied {
+    let mut out = Repacker {
+        store,
+        target: repo.config().pack_target_bytes,
+        level: repo.config().zstd_level,
+        writer: None,
+        group: (Vec::new(), Vec::new()),
         packs: Vec::new(),
-        skipped: HashSet::new(),
     };
-    let mut writer = None;
+    let mut skipped = HashSet::new();
     for group in moving.chunk_by(|a, b| a.1.pack == b.1.pack) {
         let pack = group[0].1.pack;
         debug_assert!(repack.contains_key(&pack));
         progress.items(1);
-        progress.bytes(group.iter().map(|(_, l)| u64::from(l.length)).sum());
-        let Some(frames) = read_verified(store, pack, group)? else {
-            out.skipped.insert(pack);
+        progress.bytes(group.iter().map(|(_, l)| share(l)).sum());
+        let Some(moves) = read_verified(store, pack, group)? else {
+            skipped.insert(pack);
             continue;
         };
-        for ((id, loc), frame) in group.iter().zip(frames) {
-            let w = match &mut writer {
-                Some(w) => w,
-                None => writer.insert(store.new_writer()?),
-            };
-            w.add(*id, loc.kind, loc.raw_len, &frame)?;
-            if w.len() >= target
-                && let Some(w) = writer.take()
-            {
-                out.packs.push(w.finish(store)?);
+        for m in moves {
+            match m {
+                Move::Frame {
+                    frame,
+                    frame_raw,
+                    blobs,
+                } => out.add_frame(&frame, frame_raw, &blobs)?,
+                Move::Blobs(blobs) => {
+                    for (id, kind, raw) in blobs {
+                        out.add_blob(id, kind, &raw)?;
+                    }
+                }
             }
         }
     }
-    if let Some(w) = writer.filter(|w| !w.is_empty()) {
-        out.packs.push(w.finish(store)?);
-    }
-    Ok(out)
+    Ok(Copied {
+        packs: out.finish()?,
+        skipped,
+    })
 }
 
-/// Reads the frames of `group` (all in `pack`), checking each decodes to
-/// bytes with the right id; `None` when one does not.
+/// Reads the frames holding `group` (all in `pack`, sorted by offset),
+/// checking every live blob decodes to bytes with its id; `None` when one
+/// does not.
 fn read_verified(
     store: &PackStore,
     pack: PackId,
     group: &[(ObjectId, BlobLocation)],
-) -> Result<Option<Vec<Vec<u8>>>> {
+) -> Result<Option<Vec<Move>>> {
     let path = store.pack_path(&pack);
     let f = match File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("opening pack", &path, e)),
     };
-    let mut frames = Vec::with_capacity(group.len());
-    for (id, loc) in group {
+    let mut moves = Vec::new();
+    for in_frame in group.chunk_by(|a, b| a.1.offset == b.1.offset) {
+        let loc = in_frame[0].1;
         let mut frame = vec![0u8; loc.length as usize];
         match f.read_exact_at(&mut frame, loc.offset) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(Error::io("reading pack", &path, e)),
         }
-        match codec::decode(&frame) {
-            Ok(raw) if ObjectId::of(&raw) == *id && raw.len() == loc.raw_len as usize => {}
-            Ok(_) => return Ok(None),
+        let decoded = match codec::decode(&frame) {
+            Ok(d) => d,
             Err(e) if e.kind() == ErrorKind::Corrupt => return Ok(None),
             Err(e) => return Err(e),
+        };
+        let mut live_raw = 0u64;
+        for (id, l) in in_frame {
+            match l.slice(&decoded) {
+                Ok(raw) if ObjectId::of(raw) == *id && l.frame_raw == loc.frame_raw => {}
+                _ => return Ok(None),
+            }
+            live_raw += u64::from(l.raw_len);
         }
-        frames.push(frame);
+        if live_raw == u64::from(loc.frame_raw) {
+            let blobs = in_frame
+                .iter()
+                .map(|(id, l)| FrameBlob {
+                    id: *id,
+                    kind: l.kind,
+                    inner: l.inner,
+                    raw_len: l.raw_len,
+                })
+                .collect();
+            moves.push(Move::Frame {
+                frame,
+                frame_raw: loc.frame_raw,
+                blobs,
+            });
+        } else {
+            let blobs = in_frame
+                .iter()
+                .map(|(id, l)| {
+                    let raw = l.slice(&decoded).map(<[u8]>::to_vec)?;
+                    Ok((*id, l.kind, raw))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            moves.push(Move::Blobs(blobs));
+        }
     }
-    Ok(Some(frames))
+    Ok(Some(moves))
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::{ObjectId, PackId, SnapshotId, TreeId};
 use crate::model::{Snapshot, Tree};
 use crate::repo::RawRepository;
-use crate::store::pack::parse_footer;
-use crate::store::{BlobKind, BlobLocation, sync_dir};
+use crate::store::pack::{frames, parse_footer, slice_blob};
+use crate::store::{BlobKind, BlobLocation, PackEntry, sync_dir};
 
 /// Packs per catalog commit while rebuilding.
 const PACKS_PER_COMMIT: usize = 32;
@@ -255,12 +255,31 @@ fn build(
                 blobs: u32::try_from(entries.len()).unwrap_or(u32::MAX),
             },
         ));
-        for e in &entries {
-            if opts.read_data {
-                let frame = &bytes[e.offset as usize..(e.offset + u64::from(e.length)) as usize];
-                let intact = codec::decode(frame)
-                    .is_ok_and(|raw| raw.len() == e.raw_len as usize && ObjectId::of(&raw) == e.id);
-                if !intact {
+        for frame_entries in frames(&entries) {
+            let first = frame_entries[0];
+            let needs_decode = opts.read_data
+                || frame_entries.iter().any(|e| match e.kind {
+                    BlobKind::Chunk => false,
+                    BlobKind::Tree => !seen_trees.contains(&TreeId(e.id)),
+                    BlobKind::Snapshot => rebuild_all && !seen_snaps.contains(&SnapshotId(e.id)),
+                });
+            let decoded = if needs_decode {
+                let frame = &bytes
+                    [first.offset as usize..(first.offset + u64::from(first.length)) as usize];
+                codec::decode(frame).ok()
+            } else {
+                None
+            };
+            // The blob's bytes when its frame decodes and they match its id.
+            let verified = |e: &PackEntry| {
+                decoded.as_deref().and_then(|d| {
+                    slice_blob(d, e.frame_raw, e.inner, e.raw_len)
+                        .ok()
+                        .filter(|raw| ObjectId::of(raw) == e.id)
+                })
+            };
+            for e in frame_entries {
+                if opts.read_data && verified(e).is_none() {
                     report.damaged_blobs.push((
                         e.id,
                         format!(
@@ -271,55 +290,51 @@ fn build(
                     ));
                     continue;
                 }
-            }
-            report.blobs += 1;
-            batch.blobs.push((e.id, BlobLocation::new(pack, e)));
-            if e.kind != BlobKind::Chunk {
-                in_packs.insert(e.id);
-            }
-            let wanted = match e.kind {
-                BlobKind::Chunk => false,
-                BlobKind::Tree => !seen_trees.contains(&TreeId(e.id)),
-                BlobKind::Snapshot => rebuild_all && !seen_snaps.contains(&SnapshotId(e.id)),
-            };
-            if !wanted {
-                continue;
-            }
-            let frame = &bytes[e.offset as usize..(e.offset + u64::from(e.length)) as usize];
-            let raw = match codec::decode(frame) {
-                Ok(raw) if ObjectId::of(&raw) == e.id => raw,
-                _ => {
+                report.blobs += 1;
+                batch.blobs.push((e.id, BlobLocation::new(pack, e)));
+                if e.kind != BlobKind::Chunk {
+                    in_packs.insert(e.id);
+                }
+                let wanted = match e.kind {
+                    BlobKind::Chunk => false,
+                    BlobKind::Tree => !seen_trees.contains(&TreeId(e.id)),
+                    BlobKind::Snapshot => rebuild_all && !seen_snaps.contains(&SnapshotId(e.id)),
+                };
+                if !wanted {
+                    continue;
+                }
+                let Some(raw) = verified(e).map(<[u8]>::to_vec) else {
                     report.bad_records.push((
                         e.id,
                         format!("{} {} in pack {pack} is damaged", kind_name(e.kind), e.id),
                     ));
                     continue;
-                }
-            };
-            match e.kind {
-                BlobKind::Tree => {
-                    if Tree::decode(&raw).is_ok() {
-                        seen_trees.insert(TreeId(e.id));
-                        batch.trees.push((TreeId(e.id), raw));
-                    } else {
-                        report.bad_records.push((
-                            e.id,
-                            format!("tree {} in pack {pack} does not decode", e.id),
-                        ));
+                };
+                match e.kind {
+                    BlobKind::Tree => {
+                        if Tree::decode(&raw).is_ok() {
+                            seen_trees.insert(TreeId(e.id));
+                            batch.trees.push((TreeId(e.id), raw));
+                        } else {
+                            report.bad_records.push((
+                                e.id,
+                                format!("tree {} in pack {pack} does not decode", e.id),
+                            ));
+                        }
                     }
-                }
-                BlobKind::Snapshot => {
-                    if Snapshot::decode(&raw).is_ok() {
-                        seen_snaps.insert(SnapshotId(e.id));
-                        batch.snapshots.push((SnapshotId(e.id), raw));
-                    } else {
-                        report.bad_records.push((
-                            e.id,
-                            format!("snapshot {} in pack {pack} does not decode", e.id),
-                        ));
+                    BlobKind::Snapshot => {
+                        if Snapshot::decode(&raw).is_ok() {
+                            seen_snaps.insert(SnapshotId(e.id));
+                            batch.snapshots.push((SnapshotId(e.id), raw));
+                        } else {
+                            report.bad_records.push((
+                                e.id,
+                                format!("snapshot {} in pack {pack} does not decode", e.id),
+                            ));
+                        }
                     }
+                    BlobKind::Chunk => {}
                 }
-                BlobKind::Chunk => {}
             }
         }
         in_batch += 1;

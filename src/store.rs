@@ -10,6 +10,7 @@
 //! `objects/xx/<id>` and its directory fsynced before [`PackWriter::finish`]
 //! returns: only then may the catalog reference it.
 
+mod frame_cache;
 pub mod pack;
 
 use std::collections::HashMap;
@@ -21,16 +22,22 @@ use std::sync::{Arc, Mutex};
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::id::{ObjectId, PackId};
-pub use pack::{BlobKind, BlobLocation, FinishedPack, PackEntry, PackWriter};
+pub use pack::{BlobKind, BlobLocation, FinishedPack, FrameBlob, PackEntry, PackWriter};
 
 /// Open pack handles kept for reads; beyond this the cache is emptied.
 const OPEN_PACKS_CACHED: usize = 64;
+
+/// Decoded group frames kept for reads (shared by all threads): restoring
+/// many small files that share groups decodes each group about once.
+/// 32 MiB holds 32 full groups.
+const FRAME_CACHE_BYTES: usize = 32 << 20;
 
 /// The `objects/` directory plus the `tmp/` directory packs are staged in.
 pub struct PackStore {
     objects: PathBuf,
     tmp: PathBuf,
     open: Mutex<HashMap<PackId, Arc<File>>>,
+    frames: frame_cache::FrameCache,
 }
 
 impl PackStore {
@@ -40,6 +47,7 @@ impl PackStore {
             objects,
             tmp,
             open: Mutex::new(HashMap::new()),
+            frames: frame_cache::FrameCache::new(FRAME_CACHE_BYTES),
         }
     }
 
@@ -93,12 +101,44 @@ impl PackStore {
         Ok(file)
     }
 
-    /// Reads, decodes and verifies one blob.
+    /// Reads, decodes and verifies one blob: reads its frame (or finds it
+    /// decoded in the cache when it is a group), slices the blob out and
+    /// checks its hash.
     ///
     /// # Errors
     /// [`crate::ErrorKind::Corrupt`] when the pack is missing or short, the
     /// frame does not decode, or the bytes do not hash to `id`.
     pub fn read_blob(&self, id: &ObjectId, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let key = (loc.pack, loc.offset);
+        let cached = if loc.is_grouped() {
+            self.frames.get(&key)
+        } else {
+            None
+        };
+        let decoded = match cached {
+            Some(d) => d,
+            None => {
+                let d = Arc::new(self.read_frame(loc, id)?);
+                if loc.is_grouped() && d.len() == loc.frame_raw as usize {
+                    self.frames.insert(key, Arc::clone(&d));
+                }
+                d
+            }
+        };
+        let raw = loc
+            .slice(&decoded)
+            .map_err(|e| Error::corrupt(format!("blob {id} in pack {}: {e}", loc.pack)))?;
+        if ObjectId::of(raw) != *id {
+            return Err(Error::corrupt(format!(
+                "blob {id} in pack {} does not match its hash",
+                loc.pack
+            )));
+        }
+        Ok(raw.to_vec())
+    }
+
+    /// Reads and decodes the frame at `loc` (which holds blob `id`).
+    fn read_frame(&self, loc: &BlobLocation, id: &ObjectId) -> Result<Vec<u8>> {
         let file = self.handle(&loc.pack)?;
         let mut frame = vec![0u8; loc.length as usize];
         file.read_exact_at(&mut frame, loc.offset).map_err(|e| {
@@ -108,15 +148,8 @@ impl PackStore {
                 Error::io("reading pack", &self.pack_path(&loc.pack), e)
             }
         })?;
-        let raw = codec::decode(&frame)
-            .map_err(|e| Error::corrupt(format!("blob {id} in pack {}: {e}", loc.pack)))?;
-        if ObjectId::of(&raw) != *id {
-            return Err(Error::corrupt(format!(
-                "blob {id} in pack {} does not match its hash",
-                loc.pack
-            )));
-        }
-        Ok(raw)
+        codec::decode(&frame)
+            .map_err(|e| Error::corrupt(format!("blob {id} in pack {}: {e}", loc.pack)))
     }
 
     /// Every pack file present, with its size in bytes.

@@ -1,6 +1,7 @@
 //! `pack::parse_footer` never panics and fails only with `Corrupt`; every
 //! entry it accepts lies between the pack header and the footer, so reading
-//! a blob at that location can never run into the footer or off the file.
+//! a blob at that location can never run into the footer or off the file,
+//! and every blob lies inside its decoded frame, whose entries agree.
 #![no_main]
 
 use cairn::ErrorKind;
@@ -34,5 +35,17 @@ fuzz_target!(|data: &[u8]| {
             e.offset + u64::from(e.length) <= blobs_end,
             "entry runs past the blob area ({blobs_end}): {e:?}"
         );
+        assert!(
+            u64::from(e.inner) + u64::from(e.raw_len) <= u64::from(e.frame_raw),
+            "blob outside its frame: {e:?}"
+        );
+    }
+    for pair in entries.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.offset == b.offset {
+            assert!(a.length == b.length && a.frame_raw == b.frame_raw, "{a:?} {b:?}");
+        } else {
+            assert!(b.offset >= a.offset + u64::from(a.length), "frames overlap: {a:?} {b:?}");
+        }
     }
 });

@@ -1,7 +1,7 @@
-//! Reading content: stream any reader through the chunker, hash and compress
-//! each batch of chunks in parallel, store the new ones ([`store_stream`]).
-//! Files ([`read_file`]) and standard-input streams (`archiver::stream`) both
-//! go through it.
+//! Reading content: stream any reader through the chunker and hand each
+//! batch of chunks to the sink, which hashes, dedups, groups, compresses and
+//! stores them ([`store_stream`]). Files ([`read_file`]) and standard-input
+//! streams (`archiver::stream`) both go through it.
 //!
 //! A file is opened without following symlinks and without blocking (a FIFO
 //! swapped in after the scan must not hang the snapshot), and re-checked
@@ -15,19 +15,14 @@
 use std::io::Read;
 use std::path::Path;
 
-use rayon::prelude::*;
-
 use super::sink::Sink;
 use super::sqlite;
 use crate::chunker::{Chunker, ChunkerParams};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::fsmeta::{meta_of, open_source_file};
-use crate::id::{ChunkId, ObjectId};
+use crate::id::ChunkId;
 use crate::model::Meta;
 use crate::store::BlobKind;
-
-/// A chunk's id, its frame when it is new, and its raw length.
-type Encoded = (ObjectId, Option<Vec<u8>>, usize);
 
 /// What reading one file produced.
 pub(crate) struct FileRead {
@@ -81,29 +76,10 @@ pub(crate) fn store_stream(
             break;
         }
         size += batch.data.len() as u64;
-        let data = batch.data;
-        let encoded: Vec<Result<Encoded>> = batch
-            .ranges
-            .par_iter()
-            .map(|r| {
-                let raw = &data[r.clone()];
-                let id = ObjectId::of(raw);
-                let frame = if sink.claim(&id)? {
-                    Some(sink.encode(raw)?)
-                } else {
-                    None
-                };
-                Ok((id, frame, raw.len()))
-            })
-            .collect();
-        for item in encoded {
-            let (id, frame, raw_len) = item.map_err(ReadFailure::Fatal)?;
-            if let Some(frame) = frame {
-                sink.put(id, BlobKind::Chunk, raw_len, &frame)
-                    .map_err(ReadFailure::Fatal)?;
-            }
-            chunks.push(ChunkId(id));
-        }
+        let ids = sink
+            .store_batch(BlobKind::Chunk, batch.data, &batch.ranges)
+            .map_err(ReadFailure::Fatal)?;
+        chunks.extend(ids.into_iter().map(ChunkId));
     }
     Ok(Stored { size, chunks })
 }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! "CAIRNPK" 0x01                      8-byte header: magic + pack version
-//! frame frame frame ...               blobs, each a codec frame
+//! frame frame frame ...               codec frames; each decodes to one
+//!                                     or more blobs laid end to end
 //! 0x01 postcard(Vec<PackEntry>)       footer: version + entry list
 //! footer_len u32 LE, "CAIRNEND"       12-byte trailer
 //! ```
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::PackStore;
+use crate::codec::MAX_BLOB_BYTES;
 use crate::error::{Error, IoContext, Result};
 use crate::id::{ObjectId, PackId};
 use crate::model::{decode_versioned, encode_versioned};
@@ -30,6 +32,13 @@ pub const FOOTER_VERSION: u8 = 1;
 /// Version byte of a catalog blob-location record. 1: first format.
 pub const LOCATION_VERSION: u8 = 1;
 
+/// Writers put consecutive small blobs into one frame (a group) until its
+/// raw content reaches this size; a blob this large gets a frame of its
+/// own. zstd finds far more redundancy across 1 MiB of neighbouring chunks
+/// and small files than in each alone (docs/ARCHITECTURE.md, "Grouped
+/// frames"), while reading one blob decodes at most this much (~1.5 ms).
+pub const GROUP_TARGET_BYTES: usize = 1 << 20;
+
 /// What a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BlobKind {
@@ -42,6 +51,10 @@ pub enum BlobKind {
 }
 
 /// One blob as the footer lists it.
+///
+/// A frame may hold several blobs compressed together (a *group*): they
+/// share `offset`, `length` and `frame_raw`, and `inner` says where the
+/// blob's `raw_len` bytes start in the decoded frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackEntry {
     /// Hash of the raw bytes.
@@ -52,8 +65,19 @@ pub struct PackEntry {
     pub offset: u64,
     /// Frame length in bytes.
     pub length: u32,
-    /// Raw (decoded) length in bytes.
+    /// Decoded length of the whole frame in bytes.
+    pub frame_raw: u32,
+    /// Offset of the blob's bytes in the decoded frame.
+    pub inner: u32,
+    /// Raw (decoded) length of the blob in bytes.
     pub raw_len: u32,
+}
+
+impl PackEntry {
+    /// True when the frame holds bytes besides this blob's (a group).
+    pub fn is_grouped(&self) -> bool {
+        self.raw_len != self.frame_raw
+    }
 }
 
 /// Where the catalog says a blob is.
@@ -67,7 +91,11 @@ pub struct BlobLocation {
     pub offset: u64,
     /// Frame length.
     pub length: u32,
-    /// Raw length.
+    /// Decoded length of the whole frame.
+    pub frame_raw: u32,
+    /// Offset of the blob's bytes in the decoded frame.
+    pub inner: u32,
+    /// Raw length of the blob.
     pub raw_len: u32,
 }
 
@@ -79,8 +107,24 @@ impl BlobLocation {
             kind: entry.kind,
             offset: entry.offset,
             length: entry.length,
+            frame_raw: entry.frame_raw,
+            inner: entry.inner,
             raw_len: entry.raw_len,
         }
+    }
+
+    /// True when the frame holds bytes besides this blob's (a group).
+    pub fn is_grouped(&self) -> bool {
+        self.raw_len != self.frame_raw
+    }
+
+    /// This blob's bytes within `decoded`, the decoded frame.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Corrupt`] when the frame does not have the
+    /// declared length or the blob does not lie inside it.
+    pub fn slice<'d>(&self, decoded: &'d [u8]) -> Result<&'d [u8]> {
+        slice_blob(decoded, self.frame_raw, self.inner, self.raw_len)
     }
 
     /// Versioned catalog encoding.
@@ -96,8 +140,67 @@ impl BlobLocation {
     /// # Errors
     /// [`crate::ErrorKind::Corrupt`] on bad bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        decode_versioned(LOCATION_VERSION, "blob location", bytes)
+        let loc: Self = decode_versioned(LOCATION_VERSION, "blob location", bytes)?;
+        check_inner(loc.frame_raw, loc.inner, loc.raw_len)
+            .map_err(|why| Error::corrupt(format!("blob location: {why}")))?;
+        Ok(loc)
     }
+}
+
+/// `Err(why)` unless a blob of `raw_len` bytes at `inner` fits in a frame
+/// decoding to `frame_raw` bytes, itself within [`MAX_BLOB_BYTES`].
+fn check_inner(frame_raw: u32, inner: u32, raw_len: u32) -> std::result::Result<(), String> {
+    if frame_raw as usize > MAX_BLOB_BYTES {
+        return Err(format!("frame of {frame_raw} raw bytes is over the limit"));
+    }
+    if u64::from(inner) + u64::from(raw_len) > u64::from(frame_raw) {
+        return Err(format!(
+            "blob at {inner}+{raw_len} lies outside its frame of {frame_raw} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// The blob at `inner`, `raw_len` bytes long, in a decoded frame that must
+/// be `frame_raw` bytes long.
+///
+/// # Errors
+/// [`crate::ErrorKind::Corrupt`] on any inconsistency; never panics.
+pub fn slice_blob(decoded: &[u8], frame_raw: u32, inner: u32, raw_len: u32) -> Result<&[u8]> {
+    if decoded.len() != frame_raw as usize {
+        return Err(Error::corrupt(format!(
+            "frame decodes to {} bytes, its entries say {frame_raw}",
+            decoded.len()
+        )));
+    }
+    let start = inner as usize;
+    start
+        .checked_add(raw_len as usize)
+        .and_then(|end| decoded.get(start..end))
+        .ok_or_else(|| {
+            Error::corrupt(format!(
+                "blob at {inner}+{raw_len} lies outside its frame of {frame_raw} bytes"
+            ))
+        })
+}
+
+/// One blob of a frame being added to a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameBlob {
+    /// Hash of the raw bytes.
+    pub id: ObjectId,
+    /// What the raw bytes are.
+    pub kind: BlobKind,
+    /// Offset of its bytes in the decoded frame.
+    pub inner: u32,
+    /// Its raw length.
+    pub raw_len: u32,
+}
+
+/// The footer entries of a pack, one slice per frame (entries of a frame
+/// are contiguous in a valid footer).
+pub fn frames(entries: &[PackEntry]) -> impl Iterator<Item = &[PackEntry]> {
+    entries.chunk_by(|a, b| a.offset == b.offset)
 }
 
 /// A pack that is durable in `objects/`.
@@ -154,22 +257,46 @@ impl PackWriter {
             .at("writing temporary pack", path)
     }
 
-    /// Appends one encoded blob.
+    /// Appends a frame holding one blob (its whole decoded content).
     ///
     /// # Errors
     /// On a write failure (disk full…); the pack is then abandoned.
     pub fn add(&mut self, id: ObjectId, kind: BlobKind, raw_len: u32, frame: &[u8]) -> Result<()> {
-        let length = u32::try_from(frame.len())
-            .map_err(|_| Error::invalid("blob frame larger than 4 GiB"))?;
-        let offset = self.len;
-        self.write(frame)?;
-        self.entries.push(PackEntry {
+        let blob = FrameBlob {
             id,
             kind,
+            inner: 0,
+            raw_len,
+        };
+        self.add_frame(frame, raw_len, &[blob])
+    }
+
+    /// Appends one encoded frame decoding to `frame_raw` bytes that holds
+    /// `blobs` (at least one).
+    ///
+    /// # Errors
+    /// When a blob lies outside the frame, or on a write failure (disk
+    /// full…); the pack is then abandoned.
+    pub fn add_frame(&mut self, frame: &[u8], frame_raw: u32, blobs: &[FrameBlob]) -> Result<()> {
+        let length = u32::try_from(frame.len())
+            .map_err(|_| Error::invalid("blob frame larger than 4 GiB"))?;
+        if blobs.is_empty() {
+            return Err(Error::invalid("a frame must hold at least one blob"));
+        }
+        for b in blobs {
+            check_inner(frame_raw, b.inner, b.raw_len).map_err(Error::invalid)?;
+        }
+        let offset = self.len;
+        self.write(frame)?;
+        self.entries.extend(blobs.iter().map(|b| PackEntry {
+            id: b.id,
+            kind: b.kind,
             offset,
             length,
-            raw_len,
-        });
+            frame_raw,
+            inner: b.inner,
+            raw_len: b.raw_len,
+        }));
         Ok(())
     }
 
@@ -242,16 +369,42 @@ pub fn parse_footer(pack: &[u8]) -> Result<Vec<PackEntry>> {
         .ok_or_else(|| Error::corrupt("pack footer length is out of range"))?;
     let entries: Vec<PackEntry> =
         decode_versioned(FOOTER_VERSION, "pack footer", &pack[blobs_end..len_at])?;
-    for e in &entries {
+    check_entries(&entries, blobs_end as u64)?;
+    Ok(entries)
+}
+
+/// The footer rules every reader applies (docs/FORMAT.md, Packs): each
+/// frame lies between the header and `blobs_end`; frames come in offset
+/// order without overlapping, so the entries of one frame are contiguous
+/// and agree on `length` and `frame_raw`; each blob lies inside its
+/// decoded frame.
+///
+/// # Errors
+/// [`crate::ErrorKind::Corrupt`] naming the first entry at fault.
+pub fn check_entries(entries: &[PackEntry], blobs_end: u64) -> Result<()> {
+    let mut prev: Option<&PackEntry> = None;
+    for e in entries {
+        let bad = |why: String| Error::corrupt(format!("pack footer entry {}: {why}", e.id));
         let end = e.offset.checked_add(u64::from(e.length));
-        if e.offset < PACK_HEADER.len() as u64 || end.is_none_or(|end| end > blobs_end as u64) {
+        if e.offset < PACK_HEADER.len() as u64 || end.is_none_or(|end| end > blobs_end) {
             return Err(Error::corrupt(format!(
                 "pack footer entry {} points outside the pack",
                 e.id
             )));
         }
+        check_inner(e.frame_raw, e.inner, e.raw_len).map_err(bad)?;
+        if let Some(p) = prev {
+            if p.offset == e.offset {
+                if p.length != e.length || p.frame_raw != e.frame_raw {
+                    return Err(bad("disagrees with the other blobs of its frame".into()));
+                }
+            } else if e.offset < p.offset + u64::from(p.length) {
+                return Err(bad("overlaps or precedes the previous frame".into()));
+            }
+        }
+        prev = Some(e);
     }
-    Ok(entries)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -288,6 +441,79 @@ mod tests {
             assert_eq!(&store.read_blob(&e.id, &loc).unwrap(), b);
         }
         assert_eq!(store.list_packs().unwrap(), vec![(done.id, done.size)]);
+    }
+
+    #[test]
+    fn grouped_frames_round_trip_and_inconsistent_entries_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (objects, tmp) = (dir.path().join("objects"), dir.path().join("tmp"));
+        fs::create_dir_all(&objects).unwrap();
+        fs::create_dir_all(&tmp).unwrap();
+        let store = PackStore::new(objects, tmp);
+        let mut w = store.new_writer().unwrap();
+        let blobs: [&[u8]; 3] = [b"first blob ", b"second blob ", b"third"];
+        let data = blobs.concat();
+        let mut inner = 0u32;
+        let group: Vec<FrameBlob> = blobs
+            .iter()
+            .map(|b| {
+                let fb = FrameBlob {
+                    id: ObjectId::of(b),
+                    kind: BlobKind::Chunk,
+                    inner,
+                    raw_len: b.len() as u32,
+                };
+                inner += b.len() as u32;
+                fb
+            })
+            .collect();
+        w.add_frame(&codec::encode(&data, 3).unwrap(), data.len() as u32, &group)
+            .unwrap();
+        w.add(
+            ObjectId::of(b"alone"),
+            BlobKind::Tree,
+            5,
+            &codec::encode(b"alone", 3).unwrap(),
+        )
+        .unwrap();
+        let bad = FrameBlob {
+            inner: 30,
+            ..group[0]
+        };
+        assert!(
+            w.add_frame(b"xxxxx", 31, &[bad]).is_err(),
+            "blob past its frame"
+        );
+        let done = w.finish(&store).unwrap();
+        let bytes = fs::read(store.pack_path(&done.id)).unwrap();
+        let entries = parse_footer(&bytes).unwrap();
+        assert_eq!(frames(&entries).count(), 2);
+        for (b, e) in blobs.iter().zip(&entries) {
+            assert!(e.is_grouped());
+            let loc = BlobLocation::new(done.id, e);
+            assert_eq!(&store.read_blob(&e.id, &loc).unwrap(), b);
+        }
+        // A location whose blob lies outside its frame, or whose frame is
+        // not as long as it says, is corrupt, not a panic.
+        let mut loc = BlobLocation::new(done.id, &entries[0]);
+        loc.inner = loc.frame_raw;
+        assert!(BlobLocation::decode(&loc.encode().unwrap()).is_err());
+        assert!(store.read_blob(&entries[0].id, &loc).is_err());
+        let mut loc = BlobLocation::new(done.id, &entries[0]);
+        loc.frame_raw += 1;
+        assert!(store.read_blob(&entries[0].id, &loc).is_err());
+
+        let blobs_end = entries[3].offset + u64::from(entries[3].length);
+        assert!(check_entries(&entries, blobs_end).is_ok());
+        let mut split = entries.clone();
+        split[1].frame_raw -= 1; // disagrees with its frame
+        assert!(check_entries(&split, blobs_end).is_err());
+        let mut apart = entries.clone();
+        apart.swap(1, 3); // the frame's entries are no longer contiguous
+        assert!(check_entries(&apart, blobs_end).is_err());
+        let mut outside = entries.clone();
+        outside[2].inner = outside[2].frame_raw - 1;
+        assert!(check_entries(&outside, blobs_end).is_err());
     }
 
     #[test]

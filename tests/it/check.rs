@@ -385,21 +385,37 @@ fn repair_with_read_data_unindexes_a_damaged_chunk_so_the_next_snapshot_heals_it
     let pack = &f.packs_a[0];
     let path = pack_path(&f.repo, pack);
     let mut bytes = fs::read(&path).unwrap();
-    let entry = parse_footer(&bytes)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.kind == BlobKind::Chunk)
+    let footer = parse_footer(&bytes).unwrap();
+    // big.bin is random, so its chunks sit in frames stored raw (codec byte
+    // 0); the largest such frame holds only big.bin's bytes.
+    let entry = footer
+        .iter()
+        .filter(|e| e.kind == BlobKind::Chunk && bytes[e.offset as usize] == 0)
         .max_by_key(|e| e.length)
         .unwrap();
+    // Byte 10 of the frame is byte 5 of its payload: in a raw frame only the
+    // blob holding that byte is lost.
     bytes[(entry.offset + 10) as usize] ^= 0x80;
     fs::write(&path, &bytes).unwrap();
+    let mut in_frame: Vec<String> = footer
+        .iter()
+        .filter(|e| e.offset == entry.offset)
+        .filter(|e| e.inner <= 5 && 5 < e.inner + e.raw_len)
+        .map(|e| e.id.to_hex())
+        .collect();
+    in_frame.sort();
 
     let out = run(cairn_at(&f.repo).args(["repair", "--read-data", "--json"]));
     out.expect_code(1);
     let rep = out.json();
-    let damaged_blobs = rep["damaged_blobs"].as_array().unwrap();
-    assert_eq!(damaged_blobs.len(), 1, "{rep:#}");
-    assert_eq!(damaged_blobs[0]["object"], entry.id.to_hex());
+    let mut damaged_blobs: Vec<String> = rep["damaged_blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["object"].as_str().unwrap().to_string())
+        .collect();
+    damaged_blobs.sort();
+    assert_eq!(damaged_blobs, in_frame, "{rep:#}");
     let big = p(&f.src.join("a/big.bin"));
     // Now even a check without reading data sees the loss.
     let (code, r) = check_json(&f.repo, &[]);
@@ -448,4 +464,106 @@ fn repair_waits_for_every_other_process_to_release_the_repository() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(listed_ids(&f.repo), vec![f.a.clone(), f.b.clone()]);
+}
+
+/// A repository holding one snapshot of 40 small text files, which share
+/// compressed frames.
+fn small_files_fixture() -> (Scratch, PathBuf, PathBuf, String) {
+    let scratch = Scratch::new();
+    let mut spec = Spec::new();
+    for i in 0..40u64 {
+        spec = spec.file(format!("src/t/f{i}.txt"), pseudo_text(i, 1500));
+    }
+    spec.create(scratch.path());
+    let src = scratch.join("src");
+    let repo = scratch.join("repo");
+    init_repo(&repo, &SMALL_CHUNKS);
+    let id = snap(&repo, &src);
+    (scratch, repo, src, id)
+}
+
+#[test]
+fn a_flipped_byte_in_a_grouped_frame_names_exactly_the_damaged_files() {
+    let (_s, repo, src, id) = small_files_fixture();
+    let pack = packs(&repo).remove(0);
+    let path = pack_path(&repo, &pack);
+    let mut bytes = fs::read(&path).unwrap();
+    let footer = parse_footer(&bytes).unwrap();
+    // The compressed frame holding the most chunks.
+    let frame = footer
+        .chunk_by(|a, b| a.offset == b.offset)
+        .filter(|f| bytes[f[0].offset as usize] == 1)
+        .max_by_key(|f| f.iter().filter(|e| e.kind == BlobKind::Chunk).count())
+        .unwrap();
+    assert!(frame.len() > 5, "small files should share a frame");
+    let (offset, length) = (frame[0].offset, frame[0].length);
+    bytes[(offset + u64::from(length) / 2) as usize] ^= 0x01;
+    fs::write(&path, &bytes).unwrap();
+    // The blobs whose bytes the damage changed: every blob of the frame if
+    // it no longer decodes, else those that no longer match their hash.
+    let decoded = cairn::codec::decode(&bytes[offset as usize..][..length as usize]).ok();
+    let hit: Vec<_> = frame
+        .iter()
+        .filter(|e| {
+            decoded.as_deref().is_none_or(|d| {
+                d.get(e.inner as usize..(e.inner + e.raw_len) as usize)
+                    .is_none_or(|raw| cairn::ObjectId::of(raw) != e.id)
+            })
+        })
+        .map(|e| e.id)
+        .collect();
+    let mut expected: Vec<String> = (0..40)
+        .map(|i| src.join(format!("t/f{i}.txt")))
+        .filter(|f| hit.contains(&cairn::ObjectId::of(&fs::read(f).unwrap())))
+        .map(|f| p(&f))
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty(), "the flip should damage some file");
+
+    let (code, r) = check_json(&repo, &["--read-data"]);
+    assert_eq!(code, 1, "{r:#}");
+    assert!(
+        problems_of(&r, &pack).contains(&"blob_damaged".to_string()),
+        "{r:#}"
+    );
+    let found = damaged(&r);
+    assert_eq!(found.len(), 1, "{r:#}");
+    assert_eq!(found[0].0, id[..8]);
+    let mut paths = found[0].1.clone();
+    paths.sort();
+    assert_eq!(paths, expected);
+}
+
+#[test]
+fn repair_rebuilds_grouped_locations_exactly() {
+    let (s, repo, src, id) = small_files_fixture();
+    let locations = || {
+        let r = cairn::Repository::open(&repo, cairn::LockMode::Shared, &|| {}).unwrap();
+        let reader = r.catalog().begin_read().unwrap();
+        let mut all = Vec::new();
+        reader
+            .for_each_blob(|id, loc| {
+                all.push((id, loc));
+                Ok(())
+            })
+            .unwrap();
+        all.sort_by_key(|(id, _)| *id);
+        all
+    };
+    let before = locations();
+    assert!(
+        before.iter().any(|(_, l)| l.inner > 0),
+        "some blob should sit inside a shared frame"
+    );
+    fs::remove_file(repo.join("catalog.redb")).unwrap();
+    run(cairn_at(&repo).args(["repair", "-q"])).ok();
+    assert_eq!(locations(), before);
+    let (code, r) = check_json(&repo, &["--read-data"]);
+    assert_eq!(code, 0, "{r:#}");
+    let target = s.join("restored");
+    run(cairn_at(&repo)
+        .args(["restore", &id, "--target"])
+        .arg(&target))
+    .ok();
+    assert_same_tree(&src, &restored_path(&target, &src));
 }

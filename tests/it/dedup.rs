@@ -291,3 +291,42 @@ fn force_read_reads_every_file_again() {
         "{m:?}"
     );
 }
+
+#[test]
+fn many_small_files_share_frames_and_restore_exactly() {
+    let s = Scratch::new();
+    let src = s.join("src");
+    let mut spec = Spec::new();
+    let mut contents = HashSet::new();
+    for i in 0..300u64 {
+        let text = pseudo_text(i, 200 + (i as usize * 37) % 3800);
+        contents.insert(cairn::ObjectId::of(&text));
+        spec = spec.file(format!("src/d{}/f{i}.txt", i % 7), text);
+    }
+    spec.create(s.path());
+    let repo_path = s.join("repo");
+    let repo = init_repo(&repo_path, &InitOptions::default());
+    take_snapshot(&repo, &[&src]);
+
+    // Every file is one chunk; they share a few compressed frames.
+    let mut blobs = 0usize;
+    let mut frames = HashSet::new();
+    let mut chunks_seen = HashSet::new();
+    for (pack, _) in repo.store().list_packs().unwrap() {
+        for e in repo.store().read_footer(&pack).unwrap() {
+            blobs += 1;
+            frames.insert((pack, e.offset));
+            if e.kind == cairn::store::BlobKind::Chunk {
+                chunks_seen.insert(e.id);
+            }
+        }
+    }
+    assert_eq!(chunks_seen, contents, "each file is stored as one chunk");
+    assert!(
+        frames.len() * 20 < blobs,
+        "{} frames for {blobs} blobs: small files should share frames",
+        frames.len()
+    );
+    drop(repo);
+    assert_eq!(restore_every_snapshot(&repo_path, s.path()), 1);
+}

@@ -509,3 +509,76 @@ fn a_killed_gc_leaves_a_repository_that_restores_and_snapshots() {
     assert_catalog_points_at_existing_packs(&repo);
     assert_eq!(restore_every_snapshot(&repo, &scratch), ids.len() + 1);
 }
+
+#[test]
+fn gc_of_a_group_with_one_dead_blob_keeps_the_others_and_frees_its_bytes() {
+    let s = Scratch::new();
+    let src = s.join("src");
+    let mut spec = Spec::new();
+    for i in 0..40u64 {
+        spec = spec.file(format!("src/f{i}.txt"), pseudo_text(i, 2000));
+    }
+    spec.create(s.path());
+    let repo_path = s.join("repo");
+    init_small_packs(&repo_path);
+    let first = snapshot_all(&repo_path, std::slice::from_ref(&src));
+    let doomed = cairn::ObjectId::of(&fs::read(src.join("f7.txt")).unwrap());
+    fs::remove_file(src.join("f7.txt")).unwrap();
+    snapshot_all(&repo_path, std::slice::from_ref(&src));
+
+    // The doomed file's chunk shares its frame with chunks that stay live.
+    let repo = open(&repo_path, LockMode::Shared);
+    let loc = repo
+        .catalog()
+        .begin_read()
+        .unwrap()
+        .blob(&doomed)
+        .unwrap()
+        .unwrap();
+    let neighbours: Vec<_> = repo
+        .store()
+        .read_footer(&loc.pack)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.offset == loc.offset && e.id != doomed)
+        .collect();
+    assert!(
+        neighbours
+            .iter()
+            .any(|e| e.kind == cairn::store::BlobKind::Chunk),
+        "f7.txt should share its frame with other files"
+    );
+    drop(repo);
+    let before = pack_bytes(&repo_path);
+
+    forget(&repo_path, &first);
+    let summary = collect(
+        &repo_path,
+        &GcOptions {
+            repack_threshold: 0.0,
+            ..GcOptions::default()
+        },
+    );
+    assert!(summary.packs_repacked >= 1, "{summary:?}");
+    assert!(pack_bytes(&repo_path) < before, "{summary:?}");
+
+    // Gone from every pack; nothing dead left; the rest restores exactly.
+    let repo = open(&repo_path, LockMode::Shared);
+    for (pack, _) in repo.store().list_packs().unwrap() {
+        let footer = repo.store().read_footer(&pack).unwrap();
+        assert!(footer.iter().all(|e| e.id != doomed), "dead blob kept");
+    }
+    for e in &neighbours {
+        let reader = repo.catalog().begin_read().unwrap();
+        if let Some(l) = reader.blob(&e.id).unwrap() {
+            assert_eq!(
+                repo.store().read_blob(&e.id, &l).unwrap().len(),
+                e.raw_len as usize
+            );
+        }
+    }
+    assert_eq!(cairn::stats::stats(&repo).unwrap().bytes_dead, 0);
+    drop(repo);
+    assert_catalog_points_at_existing_packs(&repo_path);
+    assert_eq!(restore_every_snapshot(&repo_path, s.path()), 1);
+}

@@ -649,6 +649,26 @@ pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// `len` bytes of compressible text from `seed`: words of a small
+/// vocabulary picked pseudo-randomly, so distinct seeds give distinct texts.
+pub fn pseudo_text(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "pack", "frame", "chunk", "tree", "snapshot", "catalog", "restore", "group", "blob",
+        "index", "repair", "check", "stone", "cairn", "trail", "summit",
+    ];
+    let picks = pseudo_random(seed, len);
+    let mut out = Vec::with_capacity(len + 10);
+    for b in picks {
+        if out.len() >= len {
+            break;
+        }
+        out.extend_from_slice(WORDS[usize::from(b % 16)].as_bytes());
+        out.push(if b >= 240 { b'\n' } else { b' ' });
+    }
+    out.truncate(len);
+    out
+}
+
 /// Writes `len` pseudo-random bytes from `seed` to `path` in 1 MiB blocks;
 /// returns the BLAKE3 hash of what was written.
 pub fn write_pseudo_random(path: &Path, seed: u64, len: u64) -> blake3::Hash {
