@@ -71,6 +71,21 @@ impl ChunkerParams {
         Ok(())
     }
 
+    /// Fixed-size cuts every `size` bytes (for page-structured files whose
+    /// pages never shift, such as SQLite databases). Not a repository
+    /// setting: [`Self::validate`] refuses it.
+    ///
+    /// # Panics
+    /// When `size` is 0.
+    pub fn fixed(size: u32) -> Self {
+        assert!(size > 0, "fixed chunk size must be positive");
+        Self {
+            min_size: size,
+            avg_size: size,
+            max_size: size,
+        }
+    }
+
     fn masks(&self) -> Masks {
         let (s, l) = select_masks(self.avg_size as usize, Normalization::Level1);
         Masks { s, l }
@@ -85,6 +100,9 @@ struct Masks {
 
 /// Length of the first chunk of `data` (all of it if no cut point).
 fn next_cut(data: &[u8], p: &ChunkerParams, m: Masks) -> usize {
+    if p.min_size == p.max_size {
+        return (p.max_size as usize).min(data.len());
+    }
     let (_, len) = cut(
         data,
         p.min_size as usize,

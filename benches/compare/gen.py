@@ -282,7 +282,7 @@ def sqlite_init(path):
     r = random.Random(SQL_SEED)
     if os.path.exists(path):
         os.remove(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     con = sql_open(path)
     con.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, created INTEGER, updated TEXT, customer TEXT, "
                 "email TEXT, status TEXT, amount REAL, qty INTEGER, note TEXT)")

@@ -111,6 +111,7 @@ pub(crate) fn read_file(
         return Err(ReadFailure::Vanished);
     }
     let mut sqlite_fallback = None;
+    let chunker = sqlite::page_size(&file).map_or(opts.chunker, sqlite::page_chunker);
     let is_db = opts.sqlite_tmp.is_some() && sqlite::has_header(&file);
     // why: SQLite, even read-only, creates `-wal` and `-shm` files beside a
     // WAL-mode database that has none, and they would stay behind. No `-wal`
@@ -127,7 +128,7 @@ pub(crate) fn read_file(
                 let hint = usize::try_from(copy.len())
                     .unwrap_or(usize::MAX)
                     .saturating_add(1);
-                let stored = store_stream(sink, opts.chunker, copy.file(), hint)?;
+                let stored = store_stream(sink, chunker, copy.file(), hint)?;
                 // why: the entry keeps the *source's* metadata from before the
                 // backup (mode, owner, mtime, ctime, inode) but the *stored*
                 // size. If the database changes after `before`, its mtime or
@@ -152,7 +153,7 @@ pub(crate) fn read_file(
     let hint = usize::try_from(before.len())
         .unwrap_or(usize::MAX)
         .saturating_add(1);
-    let stored = store_stream(sink, opts.chunker, &file, hint)?;
+    let stored = store_stream(sink, chunker, &file, hint)?;
     let after = file.metadata().map_err(ReadFailure::Unreadable)?;
     let (m0, m1) = (meta_of(&before), meta_of(&after));
     let changed = before.len() != after.len()

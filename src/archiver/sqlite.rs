@@ -51,6 +51,37 @@ pub(crate) fn has_header(file: &File) -> bool {
     file.read_exact_at(&mut buf, 0).is_ok() && &buf == HEADER
 }
 
+/// The database's page size from its header (bytes 16-17, big-endian; 1
+/// means 65536), or `None` when the file is not a SQLite database.
+pub(crate) fn page_size(file: &File) -> Option<u32> {
+    if !has_header(file) {
+        return None;
+    }
+    let mut buf = [0u8; 2];
+    file.read_exact_at(&mut buf, 16).ok()?;
+    let size = match u16::from_be_bytes(buf) {
+        1 => 65536,
+        n => u32::from(n),
+    };
+    (size.is_power_of_two() && (512..=65536).contains(&size)).then_some(size)
+}
+
+/// Chunk size for a database's pages: a whole number of pages, at least
+/// this many bytes.
+///
+/// why: a database changes in place, page by page; cuts on page boundaries
+/// make an unchanged page an unchanged chunk, whereas content-defined cuts
+/// of 16 KiB average span ~4 pages and are new when any of them changed. One
+/// 4 KiB page per chunk stores the least per version (measured in
+/// docs/PERFORMANCE.md); smaller pages are grouped up to 4 KiB to keep the
+/// per-chunk index cost in proportion.
+pub(crate) const MIN_PAGE_CHUNK: u32 = 4096;
+
+/// Chunker parameters for a database with pages of `page_size` bytes.
+pub(crate) fn page_chunker(page_size: u32) -> crate::chunker::ChunkerParams {
+    crate::chunker::ChunkerParams::fixed(page_size.max(MIN_PAGE_CHUNK))
+}
+
 /// True when the header marks the database as WAL mode (file format
 /// write and read versions, bytes 18 and 19, both 2).
 pub(crate) fn is_wal_mode(file: &File) -> bool {
