@@ -8,9 +8,10 @@
 //! after reading: if it changed meanwhile, the stored copy is kept with the
 //! metadata seen before reading, so the next snapshot reads it again.
 //!
-//! A file that starts with the SQLite header is, unless turned off, captured
-//! through SQLite's online backup API (`sqlite.rs`) and the consistent copy
-//! is stored instead of the live bytes.
+//! A file that starts with the SQLite header is, unless turned off, read
+//! consistently (`sqlite.rs`): a rollback-journal database directly under a
+//! read transaction, a WAL database through SQLite's online backup API, whose
+//! copy is stored instead of the live bytes.
 
 use std::io::Read;
 use std::path::Path;
@@ -123,6 +124,24 @@ pub(crate) fn read_file(
         && is_db
         && !quiescent_wal
     {
+        if !sqlite::is_wal_mode(&file)
+            && let Ok(lock) = sqlite::read_lock(path, &file)
+        {
+            let hint = usize::try_from(before.len())
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            let stored = store_stream(sink, chunker, &file, hint)?;
+            drop(lock);
+            // Metadata as for a backup copy, below.
+            return Ok(FileRead {
+                size: stored.size,
+                chunks: stored.chunks,
+                meta: meta_of(&before),
+                changed: false,
+                sqlite: true,
+                sqlite_fallback: None,
+            });
+        }
         match sqlite::backup_to_temp(path, tmp) {
             Ok(copy) => {
                 let hint = usize::try_from(copy.len())
