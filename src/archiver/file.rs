@@ -127,52 +127,19 @@ pub(crate) fn read_file(
         if !sqlite::is_wal_mode(&file)
             && let Ok(lock) = sqlite::read_lock(path, &file)
         {
-            let hint = usize::try_from(before.len())
-                .unwrap_or(usize::MAX)
-                .saturating_add(1);
-            let stored = store_stream(sink, chunker, &file, hint)?;
+            let stored = store_stream(sink, chunker, &file, buffer_hint(before.len()))?;
             drop(lock);
-            // Metadata as for a backup copy, below.
-            return Ok(FileRead {
-                size: stored.size,
-                chunks: stored.chunks,
-                meta: meta_of(&before),
-                changed: false,
-                sqlite: true,
-                sqlite_fallback: None,
-            });
+            return Ok(captured(stored, &before));
         }
         match sqlite::backup_to_temp(path, tmp) {
             Ok(copy) => {
-                let hint = usize::try_from(copy.len())
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(1);
-                let stored = store_stream(sink, chunker, copy.file(), hint)?;
-                // why: the entry keeps the *source's* metadata from before the
-                // backup (mode, owner, mtime, ctime, inode) but the *stored*
-                // size. If the database changes after `before`, its mtime or
-                // ctime moves and the next snapshot reads it again; one with a
-                // `-wal` beside it is never reused at all (see walk.rs), since
-                // commits to the -wal leave the main file's metadata untouched.
-                // A stored size that differs from the live one only causes a
-                // re-read next time: the safe direction.
-                return Ok(FileRead {
-                    size: stored.size,
-                    chunks: stored.chunks,
-                    meta: meta_of(&before),
-                    changed: false,
-                    sqlite: true,
-                    sqlite_fallback: None,
-                });
+                let stored = store_stream(sink, chunker, copy.file(), buffer_hint(copy.len()))?;
+                return Ok(captured(stored, &before));
             }
             Err(e) => sqlite_fallback = Some(e),
         }
     }
-    // +1 so a file that has not grown is seen to end without a second read.
-    let hint = usize::try_from(before.len())
-        .unwrap_or(usize::MAX)
-        .saturating_add(1);
-    let stored = store_stream(sink, chunker, &file, hint)?;
+    let stored = store_stream(sink, chunker, &file, buffer_hint(before.len()))?;
     let after = file.metadata().map_err(ReadFailure::Unreadable)?;
     let (m0, m1) = (meta_of(&before), meta_of(&after));
     let changed = before.len() != after.len()
@@ -189,4 +156,31 @@ pub(crate) fn read_file(
         sqlite: quiescent_wal && !changed,
         sqlite_fallback,
     })
+}
+
+/// The chunker's first buffer for an input of `len` bytes: +1 so an input
+/// that has not grown is seen to end without a second read.
+fn buffer_hint(len: u64) -> usize {
+    usize::try_from(len).unwrap_or(usize::MAX).saturating_add(1)
+}
+
+/// What a database read consistently (under a read lock or through a backup
+/// copy) is recorded as.
+///
+/// why: the entry keeps the *source's* metadata from before the read (mode,
+/// owner, mtime, ctime, inode) but the *stored* size. If the database
+/// changes after `before`, its mtime or ctime moves and the next snapshot
+/// reads it again; one with a `-wal` beside it is never reused at all (see
+/// walk.rs), since commits to the -wal leave the main file's metadata
+/// untouched. A stored size that differs from the live one only causes a
+/// re-read next time: the safe direction.
+fn captured(stored: Stored, before: &std::fs::Metadata) -> FileRead {
+    FileRead {
+        size: stored.size,
+        chunks: stored.chunks,
+        meta: meta_of(before),
+        changed: false,
+        sqlite: true,
+        sqlite_fallback: None,
+    }
 }
