@@ -319,18 +319,9 @@ impl<S: Sink> Walk<'_, S> {
     ) -> Result<()> {
         let tree = self.reader.tree(&tree)?;
         for entry in &tree.entries {
-            let (take_all, rests): (bool, Vec<Vec<Vec<u8>>>) = if all {
-                (true, Vec::new())
-            } else {
-                let rests: Vec<_> = selectors
-                    .iter()
-                    .filter(|s| s.first() == Some(&entry.name))
-                    .map(|s| s[1..].to_vec())
-                    .collect();
-                if rests.is_empty() {
-                    continue;
-                }
-                (rests.iter().any(Vec::is_empty), rests)
+            let Some((take_all, rests)) = crate::restore::select(selectors, all, &entry.name)
+            else {
+                continue;
             };
             let len = prefix.len();
             prefix.extend_from_slice(&entry.name);

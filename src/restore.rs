@@ -123,18 +123,8 @@ fn walk(
 ) -> Result<()> {
     let tree = reader.tree(&tree)?;
     for entry in tree.entries {
-        let (take_all, rests): (bool, Vec<Vec<Vec<u8>>>) = if all {
-            (true, Vec::new())
-        } else {
-            let rests: Vec<_> = selectors
-                .iter()
-                .filter(|s| s.first() == Some(&entry.name))
-                .map(|s| s[1..].to_vec())
-                .collect();
-            if rests.is_empty() {
-                continue;
-            }
-            (rests.iter().any(Vec::is_empty), rests)
+        let Some((take_all, rests)) = select(selectors, all, &entry.name) else {
+            continue;
         };
         let child_rel = rel.join(OsStr::from_bytes(&entry.name));
         match &entry.kind {
@@ -312,6 +302,28 @@ fn ensure_dir(path: &Path) -> Result<()> {
         .mode(0o700)
         .create(path)
         .at("creating directory", path)
+}
+
+/// Include paths (as name components) below an entry named `name`: `None`
+/// when no path passes through it, else whether everything below it is
+/// wanted (`all` already, or a path ends at it) and the paths' rests.
+pub(crate) fn select(
+    selectors: &[Vec<Vec<u8>>],
+    all: bool,
+    name: &[u8],
+) -> Option<(bool, Vec<Vec<Vec<u8>>>)> {
+    if all {
+        return Some((true, Vec::new()));
+    }
+    let rests: Vec<_> = selectors
+        .iter()
+        .filter(|s| s.first().is_some_and(|first| first == name))
+        .map(|s| s[1..].to_vec())
+        .collect();
+    if rests.is_empty() {
+        return None;
+    }
+    Some((rests.iter().any(Vec::is_empty), rests))
 }
 
 /// How restored files are written: where chunks come from and what is

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use cairn::export::{self, ExportOptions, ExportSummary, Format};
 
-use super::{Globals, output, snapshot_path, usage};
+use super::{Globals, output, snapshot_paths, usage};
 
 /// Write a snapshot, or chosen paths of it, as a tar or zip archive
 #[derive(clap::Args)]
@@ -117,11 +117,7 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     }
     let repo = g.open()?;
     let (id, snap) = repo.resolve_filtered(&args.snap, &args.filter.filter()?)?;
-    let includes = args
-        .includes
-        .iter()
-        .map(|p| snapshot_path(&repo, &snap, p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let includes = snapshot_paths(&repo, &snap, &args.includes)?;
     let opts = ExportOptions {
         format,
         includes,

@@ -209,6 +209,15 @@ fn exit_code(result: anyhow::Result<()>) -> u8 {
     }
 }
 
+/// [`snapshot_path`] for each of `args` (`--include` lists).
+pub fn snapshot_paths(
+    repo: &Repository,
+    snap: &cairn::model::Snapshot,
+    args: &[PathBuf],
+) -> anyhow::Result<Vec<PathBuf>> {
+    args.iter().map(|p| snapshot_path(repo, snap, p)).collect()
+}
+
 /// Interprets a user-given path inside `snap`: absolute as stored; relative
 /// to the current directory, else to one of the snapshot's source paths.
 pub fn snapshot_path(

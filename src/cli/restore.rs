@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::progress::Bar;
 use super::snapshot::StderrReport;
-use super::{EXIT_ERROR, Exit, Globals, output, snapshot_path, usage};
+use super::{EXIT_ERROR, Exit, Globals, output, snapshot_paths, usage};
 
 /// Restore a snapshot, or chosen paths of it, into a directory or in place
 #[derive(clap::Args)]
@@ -92,11 +92,7 @@ pub struct Args {
 pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let repo = g.open()?;
     let (id, snap) = repo.resolve_filtered(&args.snap, &args.filter.filter()?)?;
-    let includes = args
-        .includes
-        .iter()
-        .map(|p| snapshot_path(&repo, &snap, p))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let includes = snapshot_paths(&repo, &snap, &args.includes)?;
     let Some(target) = &args.target else {
         return run_in_place(g, args, &repo, &id, &snap, includes);
     };
