@@ -87,12 +87,29 @@ pub fn hostname() -> String {
 /// # Errors
 /// I/O errors naming `path`.
 pub fn apply_to_file(file: &File, path: &Path, meta: &Meta, owner: bool) -> Result<()> {
-    if owner {
+    apply_to_new_file(file, path, meta, owner, true)
+}
+
+/// Applies owner (when `set_owner`), mode (when `set_mode`) and mtime to a
+/// file restore just created, with one `futimens` for the times.
+///
+/// # Errors
+/// I/O errors naming `path`.
+pub fn apply_to_new_file(
+    file: &File,
+    path: &Path,
+    meta: &Meta,
+    set_owner: bool,
+    set_mode: bool,
+) -> Result<()> {
+    if set_owner {
         std::os::unix::fs::fchown(file, Some(meta.uid), Some(meta.gid))
             .at("setting owner of", path)?;
     }
-    file.set_permissions(Permissions::from_mode(meta.mode))
-        .at("setting mode of", path)?;
+    if set_mode {
+        file.set_permissions(Permissions::from_mode(meta.mode))
+            .at("setting mode of", path)?;
+    }
     let t = system_time(meta.mtime_ns);
     file.set_times(FileTimes::new().set_modified(t).set_accessed(t))
         .at("setting mtime of", path)

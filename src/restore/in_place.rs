@@ -605,13 +605,15 @@ impl Applier<'_> {
             owner: self.owner,
             sync: true,
             progress: &crate::progress::NoProgress,
+            // Live directories may be setgid or carry default ACLs.
+            creation: None,
         };
         files.par_iter().for_each(|i| {
             let tmp = tmp_path(&i.path);
-            let EntryKind::File { chunks, .. } = &i.entry.kind else {
+            let EntryKind::File { chunks, size } = &i.entry.kind else {
                 return;
             };
-            let written = restore_file(&writer, &tmp, chunks, &i.entry.meta)
+            let written = restore_file(&writer, &tmp, chunks, *size, &i.entry.meta)
                 .and_then(|n| replace(&tmp, &i.path).map(|()| n));
             match written {
                 Ok(n) => {

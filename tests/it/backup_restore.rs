@@ -694,3 +694,142 @@ fn the_tree_comparison_reports_every_kind_of_difference() {
     }
     assert_eq!(diff.lines().count(), 5, "{diff}");
 }
+
+/// `len` bytes of compressible text: words picked by `pseudo_random`.
+fn words(seed: u64, len: usize) -> Vec<u8> {
+    const WORDS: [&str; 8] = [
+        "cairn ", "chunk ", "pack ", "tree ", "blob ", "restore ", "range ", "\n",
+    ];
+    let mut out = Vec::with_capacity(len + 8);
+    for b in pseudo_random(seed, len) {
+        if out.len() >= len {
+            break;
+        }
+        out.extend_from_slice(WORDS[usize::from(b % 8)].as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Files of many small chunks (written as several ranges in parallel), a
+/// compressible one, small files, and modes the umask would cut or that
+/// only `chmod` sets (group write, setgid, read-only).
+fn split_spec() -> Spec {
+    Spec::new()
+        .file("big/random.bin", pseudo_random(71, 3 << 20))
+        .mode(0o664)
+        .mtime(T0)
+        .file("big/text.txt", words(72, (5 << 20) / 2))
+        .mode(0o2755)
+        .mtime(T0 + 7)
+        .file("small/a.txt", b"one chunk\n")
+        .mode(0o444)
+        .mtime(T0 + 1)
+        .file("small/b.txt", words(73, 3000))
+        .mode(0o600)
+        .mtime(T0 - 5)
+        .file("small/empty", b"")
+}
+
+#[test]
+fn a_file_split_into_parallel_ranges_is_restored_byte_exact() {
+    let s = Scratch::new();
+    let src = s.join("src");
+    split_spec().create(&src);
+    let repo = init_repo(&s.join("repo"), &SMALL_CHUNKS);
+    take_snapshot(&repo, &[&src]);
+    let snap = repo.resolve("latest").unwrap().1;
+    let Located::Entry(entry) = repo.locate(&snap, &src.join("big/random.bin")).unwrap() else {
+        panic!("big/random.bin is not in the snapshot");
+    };
+    let EntryKind::File { chunks, .. } = &entry.kind else {
+        panic!("big/random.bin is not a file");
+    };
+    // Enough chunks for several ranges of 256 chunks each.
+    assert!(chunks.len() > 600, "{} chunks", chunks.len());
+
+    let target = s.join("target");
+    let summary = restore_all(&repo, snap.tree, &target);
+    assert_eq!(summary.files, 5);
+    assert_same_tree(&src, &restored_path(&target, &src));
+    // Into an existing non-empty target too (the create-or-replace path).
+    fs::write(
+        restored_path(&target, &src).join("big/random.bin"),
+        b"stale",
+    )
+    .unwrap();
+    restore::restore(
+        &repo,
+        snap.tree,
+        &RestoreOptions {
+            target: target.clone(),
+            includes: Vec::new(),
+            overwrite: true,
+            owner: false,
+        },
+    )
+    .unwrap();
+    assert_same_tree(&src, &restored_path(&target, &src));
+}
+
+#[test]
+fn a_corrupt_chunk_in_the_middle_of_a_split_file_leaves_no_partial_file() {
+    let s = Scratch::new();
+    let src = s.join("src");
+    split_spec().create(&src);
+    let repo_path = s.join("repo");
+    let repo = init_repo(&repo_path, &SMALL_CHUNKS);
+    take_snapshot(&repo, &[&src]);
+    let snap = repo.resolve("latest").unwrap().1;
+    let big = src.join("big/random.bin");
+    let Located::Entry(entry) = repo.locate(&snap, &big).unwrap() else {
+        panic!("big/random.bin is not in the snapshot");
+    };
+    let EntryKind::File { chunks, .. } = &entry.kind else {
+        panic!("big/random.bin is not a file");
+    };
+    // Flip one byte inside a chunk in the middle of the file (a later range
+    // than the first).
+    let id = chunks[chunks.len() / 2];
+    let loc = repo
+        .catalog()
+        .begin_read()
+        .unwrap()
+        .blob(&id.0)
+        .unwrap()
+        .unwrap();
+    let hex = loc.pack.to_string();
+    let pack = repo_path.join("objects").join(&hex[..2]).join(&hex);
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[(loc.offset + u64::from(loc.length) / 2) as usize] ^= 0x01;
+    fs::write(&pack, &bytes).unwrap();
+    drop(repo);
+
+    let repo = Repository::open(&repo_path, cairn::LockMode::Shared, &|| {}).unwrap();
+    let target = s.join("target");
+    let summary = restore::restore(
+        &repo,
+        snap.tree,
+        &RestoreOptions {
+            target: target.clone(),
+            includes: Vec::new(),
+            overwrite: false,
+            owner: false,
+        },
+    )
+    .unwrap();
+    let rel = restored_path(Path::new(""), &big);
+    let failed: Vec<&PathBuf> = summary.errors.iter().map(|(p, _)| p).collect();
+    assert_eq!(failed, vec![&rel], "{:?}", summary.errors);
+    assert!(
+        !target.join(&rel).exists(),
+        "a partial file was left behind"
+    );
+    // Everything else is restored.
+    assert_eq!(summary.files, 4);
+    let restored = restored_path(&target, &src);
+    assert_eq!(
+        fs::read(restored.join("big/text.txt")).unwrap(),
+        fs::read(src.join("big/text.txt")).unwrap()
+    );
+}
