@@ -190,7 +190,8 @@ forget_step() {
     local step=$1 tool=$2 ds=$3 r
     r=$(repo "$tool" "$ds")
     case $tool in
-        cairn) measure "$step" cairn bash -c '"$1" --repo "$2" -q forget --keep-last 3 && "$1" --repo "$2" -q gc' _ "$CAIRN" "$r" ;;
+        # One command each, as a user runs it (`forget --gc` = forget, then gc).
+        cairn) measure "$step" cairn "$CAIRN" --repo "$r" -q forget --keep-last 3 --gc ;;
         restic) measure "$step" restic restic -r "$r" forget -q --keep-last 3 --prune ;;
         borg) measure "$step" borg bash -c 'borg prune --keep-last 3 "$1" && borg compact "$1"' _ "$r" ;;
     esac
