@@ -253,7 +253,9 @@ fn run_in_place(
             None => println!("nothing existed at {over}: no safety snapshot needed"),
         }
     }
-    let outcome = in_place::apply(repo, snap, &opts, &saved).with_context(context)?;
+    let bar = Bar::new(g.quiet, args.json);
+    let outcome = in_place::apply(repo, snap, &opts, &saved, &bar).with_context(context)?;
+    bar.clear();
     for (p, e) in &outcome.errors {
         eprintln!("error: {}: {e}", output::path(p.as_os_str().as_bytes()));
     }

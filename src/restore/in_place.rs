@@ -48,6 +48,7 @@ use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::fsmeta;
 use crate::id::SnapshotId;
 use crate::model::{Entry, EntryKind, Meta, Snapshot};
+use crate::progress::{Phase, Progress};
 use crate::repo::{Located, Repository, locate_in, path_components};
 use crate::store::sync_dir;
 
@@ -219,7 +220,7 @@ pub fn restore_in_place(
     report: &dyn Report,
 ) -> Result<InPlaceOutcome> {
     let saved = save_current(repo, id, snap, opts, report)?;
-    apply(repo, snap, opts, &saved)
+    apply(repo, snap, opts, &saved, report.progress())
 }
 
 /// The first step of an in-place restore of `snap` (whose id is `id`): a
@@ -286,6 +287,7 @@ pub fn apply(
     snap: &Snapshot,
     opts: &InPlaceOptions,
     saved: &Saved,
+    progress: &dyn Progress,
 ) -> Result<InPlaceOutcome> {
     let roots = saved.roots.clone();
     let old = match &saved.safety {
@@ -314,6 +316,7 @@ pub fn apply(
         errors: Mutex::new(Vec::new()),
         dirs: BTreeMap::new(),
         opened: HashMap::new(),
+        progress,
     };
     applier.apply(changes);
     let counts = applier
@@ -540,6 +543,7 @@ struct Applier<'a> {
     dirs: BTreeMap<PathBuf, Option<Meta>>,
     /// Directories made writable for the owner, with their mode before.
     opened: HashMap<PathBuf, u32>,
+    progress: &'a dyn Progress,
 }
 
 impl Applier<'_> {
@@ -599,12 +603,15 @@ impl Applier<'_> {
                 }
             }
         }
+        let bytes: u64 = files.iter().map(|i| i.entry.size()).sum();
+        self.progress
+            .phase(&Phase::new("restore", "files").totals(files.len() as u64, bytes));
         let writer = FileWriter {
             repo: self.repo,
             reader: self.reader,
             owner: self.owner,
             sync: true,
-            progress: &crate::progress::NoProgress,
+            progress: self.progress,
             // Live directories may be setgid or carry default ACLs.
             creation: None,
         };
@@ -622,6 +629,7 @@ impl Applier<'_> {
                 }
                 Err(e) => self.fail(&i.path, &e),
             }
+            self.progress.items(1);
         });
         for i in &others {
             let tmp = tmp_path(&i.path);
