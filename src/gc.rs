@@ -35,8 +35,12 @@ use crate::id::{ObjectId, PackId, TreeId};
 use crate::model::EntryKind;
 use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::Repository;
-use crate::store::pack::{GROUP_TARGET_BYTES, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC};
-use crate::store::{BlobKind, BlobLocation, FinishedPack, FrameBlob, PackStore, PackWriter};
+use crate::store::pack::{
+    GROUP_TARGET_BYTES, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC, parse_footer,
+};
+use crate::store::{
+    BlobKind, BlobLocation, FinishedPack, FrameBlob, PackStore, PackWriter, StagedPack,
+};
 
 /// Default [`GcOptions::repack_threshold`]: a pack is rewritten once more
 /// than this fraction of its bytes is dead.
@@ -579,7 +583,7 @@ fn share(loc: &BlobLocation) -> u64 {
 }
 
 /// New packs holding the copied blobs, and the packs that could not be
-/// copied (a frame did not verify) and are kept as they are.
+/// copied (the pack file did not verify) and are kept as they are.
 struct Copied {
     packs: Vec<FinishedPack>,
     skipped: HashSet<PackId>,
@@ -587,23 +591,33 @@ struct Copied {
 
 /// What to do with one frame of a pack being rewritten.
 enum Move {
-    /// Every blob of the frame is live: copy the frame as it is.
+    /// Every blob of the frame is live: copy the frame's bytes (this range
+    /// of the pack file) as they are.
     Frame {
-        frame: Vec<u8>,
+        range: std::ops::Range<usize>,
         frame_raw: u32,
         blobs: Vec<FrameBlob>,
     },
-    /// Some blobs are dead: the live ones, decoded, to regroup.
+    /// Some blobs are dead: the live ones, decoded and verified, to regroup.
     Blobs(Vec<(ObjectId, BlobKind, Vec<u8>)>),
 }
 
-/// Writes frames into new packs, closing each at the pack target.
+/// Staged packs kept before syncing them as one batch; bounds the open
+/// files and the data not yet synced.
+const STAGED_PACKS_MAX: usize = 32;
+
+/// Writes frames into new packs, closing each at the pack target. Closed
+/// packs are staged (written, not synced) and made durable in batches
+/// ([`PackStore::install_all`]): every one of them is durable in
+/// `objects/` before [`Repacker::finish`] returns, and so before the
+/// catalog commit that references them.
 struct Repacker<'a> {
     store: &'a PackStore,
     target: u64,
     level: i32,
     writer: Option<PackWriter>,
     group: (Vec<FrameBlob>, Vec<u8>),
+    staged: Vec<StagedPack>,
     packs: Vec<FinishedPack>,
 }
 
@@ -617,7 +631,16 @@ impl Repacker<'_> {
         if w.len() >= self.target
             && let Some(w) = self.writer.take()
         {
-            self.packs.push(w.finish(self.store)?);
+            self.stage(w)?;
+        }
+        Ok(())
+    }
+
+    fn stage(&mut self, w: PackWriter) -> Result<()> {
+        self.staged.push(w.finish_staged()?);
+        if self.staged.len() >= STAGED_PACKS_MAX {
+            let batch = std::mem::take(&mut self.staged);
+            self.packs.extend(self.store.install_all(batch)?);
         }
         Ok(())
     }
@@ -651,20 +674,25 @@ impl Repacker<'_> {
         self.add_frame(&frame, frame_raw, &blobs)
     }
 
+    /// Closes the last pack and makes every pack durable in `objects/`.
     fn finish(mut self) -> Result<Vec<FinishedPack>> {
         self.flush_group()?;
         if let Some(w) = self.writer.take().filter(|w| !w.is_empty()) {
-            self.packs.push(w.finish(self.store)?);
+            self.staged.push(w.finish_staged()?);
         }
+        let batch = std::mem::take(&mut self.staged);
+        self.packs.extend(self.store.install_all(batch)?);
         Ok(self.packs)
     }
 }
 
 /// Copies the live blobs in `moving` (sorted by pack and offset) into new
-/// packs, verifying each against its id first: a frame whose blobs are all
-/// live is copied without recompressing; the live blobs of a frame that
-/// also holds dead ones are regrouped into new frames. A pack whose frames
-/// do not all verify is skipped whole.
+/// packs. Each pack is read once and verified whole against its id (packs
+/// are named by the BLAKE3 of their file), so its frames are exactly what
+/// was written: a frame whose blobs are all live is copied as it is,
+/// without decoding; the live blobs of a frame that also holds dead ones
+/// are decoded, checked against their ids and regrouped into new frames.
+/// A pack that does not verify is skipped whole.
 fn copy_live(
     repo: &Repository,
     moving: &[(ObjectId, BlobLocation)],
@@ -678,6 +706,7 @@ fn copy_live(
         level: repo.config().zstd_level,
         writer: None,
         group: (Vec::new(), Vec::new()),
+        staged: Vec::new(),
         packs: Vec::new(),
     };
     let mut skipped = HashSet::new();
@@ -686,17 +715,17 @@ fn copy_live(
         debug_assert!(repack.contains_key(&pack));
         progress.items(1);
         progress.bytes(group.iter().map(|(_, l)| share(l)).sum());
-        let Some(moves) = read_verified(store, pack, group)? else {
+        let Some((bytes, moves)) = read_verified(store, pack, group)? else {
             skipped.insert(pack);
             continue;
         };
         for m in moves {
             match m {
                 Move::Frame {
-                    frame,
+                    range,
                     frame_raw,
                     blobs,
-                } => out.add_frame(&frame, frame_raw, &blobs)?,
+                } => out.add_frame(&bytes[range], frame_raw, &blobs)?,
                 Move::Blobs(blobs) => {
                     for (id, kind, raw) in blobs {
                         out.add_blob(id, kind, &raw)?;
@@ -711,42 +740,51 @@ fn copy_live(
     })
 }
 
-/// Reads the frames holding `group` (all in `pack`, sorted by offset),
-/// checking every live blob decodes to bytes with its id; `None` when one
-/// does not.
+/// Reads pack `pack` (in one read) and plans the copy of `group`, its live
+/// blobs sorted by offset: the pack's bytes and one [`Move`] per frame.
+/// `None` when the pack is missing, does not hash to its id, its footer
+/// does not list a blob where the catalog says it is, or a live blob of a
+/// partly dead frame does not decode to bytes with its id.
 fn read_verified(
     store: &PackStore,
     pack: PackId,
     group: &[(ObjectId, BlobLocation)],
-) -> Result<Option<Vec<Move>>> {
+) -> Result<Option<(Vec<u8>, Vec<Move>)>> {
     let path = store.pack_path(&pack);
-    let f = match File::open(&path) {
-        Ok(f) => f,
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("opening pack", &path, e)),
+        Err(e) => return Err(Error::io("reading pack", &path, e)),
+    };
+    if PackId::of(&bytes) != pack {
+        return Ok(None);
+    }
+    // The file is exactly as written, so its footer says truly what each
+    // frame holds; the catalog must agree with it.
+    let Ok(footer) = parse_footer(&bytes) else {
+        return Ok(None);
     };
     let mut moves = Vec::new();
     for in_frame in group.chunk_by(|a, b| a.1.offset == b.1.offset) {
         let loc = in_frame[0].1;
-        let mut frame = vec![0u8; loc.length as usize];
-        match f.read_exact_at(&mut frame, loc.offset) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(Error::io("reading pack", &path, e)),
-        }
-        let decoded = match codec::decode(&frame) {
-            Ok(d) => d,
-            Err(e) if e.kind() == ErrorKind::Corrupt => return Ok(None),
-            Err(e) => return Err(e),
+        let first = footer.partition_point(|e| e.offset < loc.offset);
+        let entries = &footer[first..];
+        let entries = &entries[..entries.partition_point(|e| e.offset == loc.offset)];
+        let listed = |id: &ObjectId, l: &BlobLocation| {
+            entries.iter().any(|e| {
+                e.id == *id
+                    && e.length == l.length
+                    && e.frame_raw == l.frame_raw
+                    && e.inner == l.inner
+                    && e.raw_len == l.raw_len
+            })
         };
-        let mut live_raw = 0u64;
-        for (id, l) in in_frame {
-            match l.slice(&decoded) {
-                Ok(raw) if ObjectId::of(raw) == *id && l.frame_raw == loc.frame_raw => {}
-                _ => return Ok(None),
-            }
-            live_raw += u64::from(l.raw_len);
+        if !in_frame.iter().all(|(id, l)| listed(id, l)) {
+            return Ok(None);
         }
+        let start = usize::try_from(loc.offset).unwrap_or(usize::MAX);
+        let range = start..start + loc.length as usize;
+        let live_raw: u64 = in_frame.iter().map(|(_, l)| u64::from(l.raw_len)).sum();
         if live_raw == u64::from(loc.frame_raw) {
             let blobs = in_frame
                 .iter()
@@ -758,22 +796,27 @@ fn read_verified(
                 })
                 .collect();
             moves.push(Move::Frame {
-                frame,
+                range,
                 frame_raw: loc.frame_raw,
                 blobs,
             });
         } else {
-            let blobs = in_frame
-                .iter()
-                .map(|(id, l)| {
-                    let raw = l.slice(&decoded).map(<[u8]>::to_vec)?;
-                    Ok((*id, l.kind, raw))
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let decoded = match codec::decode(&bytes[range]) {
+                Ok(d) => d,
+                Err(e) if e.kind() == ErrorKind::Corrupt => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let mut blobs = Vec::with_capacity(in_frame.len());
+            for (id, l) in in_frame {
+                match l.slice(&decoded) {
+                    Ok(raw) if ObjectId::of(raw) == *id => blobs.push((*id, l.kind, raw.to_vec())),
+                    _ => return Ok(None),
+                }
+            }
             moves.push(Move::Blobs(blobs));
         }
     }
-    Ok(Some(moves))
+    Ok(Some((bytes, moves)))
 }
 
 #[cfg(test)]
