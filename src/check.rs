@@ -35,7 +35,7 @@ use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::RawRepository;
 use crate::store::pack::{
     FOOTER_VERSION, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC, check_entries, frames,
-    parse_footer, slice_blob,
+    slice_blob,
 };
 use crate::store::{BlobLocation, PackEntry};
 
@@ -323,7 +323,7 @@ impl PackIndex {
 }
 
 /// Reads a pack's footer without reading its blobs: header, trailer and
-/// footer are checked exactly as [`parse_footer`] does.
+/// footer are checked exactly as [`crate::store::pack::parse_footer`] does.
 fn read_footer_only(path: &Path, size: u64) -> Result<Vec<PackEntry>> {
     let io = |e| Error::io("reading pack", path, e);
     let file = File::open(path).map_err(io)?;
@@ -368,6 +368,65 @@ struct PackRead {
     verified: u64,
 }
 
+/// Bytes read at a time between frames (header, footer) while streaming a
+/// pack through [`read_pack_fully`].
+const STREAM_BUFFER_BYTES: usize = 256 << 10;
+
+/// A pack file read from start to end exactly once, hashing every byte as
+/// it passes.
+struct HashingStream {
+    file: File,
+    hasher: blake3::Hasher,
+    pos: u64,
+    scratch: Vec<u8>,
+}
+
+impl HashingStream {
+    /// Fills `buf` with the next bytes of the file.
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        use std::io::Read;
+        self.file.read_exact(buf)?;
+        self.hasher.update(buf);
+        self.pos += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Reads (and hashes) up to `offset`, or to the end of the file when
+    /// `offset` is `None`.
+    fn skip_to(&mut self, offset: Option<u64>) -> std::io::Result<()> {
+        use std::io::Read;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(STREAM_BUFFER_BYTES, 0);
+        let result = loop {
+            let want = offset.map_or(scratch.len(), |o| {
+                usize::try_from(o.saturating_sub(self.pos))
+                    .unwrap_or(usize::MAX)
+                    .min(scratch.len())
+            });
+            if want == 0 {
+                break Ok(());
+            }
+            match self.file.read(&mut scratch[..want]) {
+                Ok(0) if offset.is_none() => break Ok(()),
+                Ok(0) => break Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    self.hasher.update(&scratch[..n]);
+                    self.pos += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.scratch = scratch;
+        result
+    }
+}
+
+/// Reads pack `id` once, start to end, through a bounded buffer: the footer
+/// first (a few small reads at the end), then every byte in order, hashing
+/// the file as it streams and decoding each frame as it passes (every blob
+/// in it re-hashed). Memory: one frame and its decoded content, not the
+/// pack.
 fn read_pack_fully(repo: &RawRepository, id: PackId) -> PackRead {
     let mut out = PackRead {
         id,
@@ -377,41 +436,43 @@ fn read_pack_fully(repo: &RawRepository, id: PackId) -> PackRead {
         verified: 0,
     };
     let path = repo.store().pack_path(&id);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
+    let unreadable = |out: &mut PackRead, e: &dyn std::fmt::Display| {
+        let msg = format!("pack {id} could not be read: {e}");
+        out.problems
+            .push(Problem::new(ProblemKind::PackFooter, &msg).pack(id));
+        out.whole = Some(msg);
+    };
+    let opened = File::open(&path).and_then(|f| f.metadata().map(|m| (f, m.len())));
+    let (file, size) = match opened {
+        Ok(x) => x,
         Err(e) => {
-            let msg = format!("pack {id} could not be read: {e}");
-            out.problems
-                .push(Problem::new(ProblemKind::PackFooter, &msg).pack(id));
-            out.whole = Some(msg);
+            unreadable(&mut out, &e);
             return out;
         }
     };
-    if PackId::of(&bytes) != id {
-        out.problems.push(
-            Problem::new(
-                ProblemKind::PackHash,
-                format!("pack {id} does not match its id: its content is damaged"),
-            )
-            .pack(id),
-        );
-    }
-    let entries = match parse_footer(&bytes) {
-        Ok(e) => e,
-        Err(e) => {
-            let msg = format!("pack {id} is damaged: {e}");
-            out.problems
-                .push(Problem::new(ProblemKind::PackFooter, &msg).pack(id));
-            out.whole = Some(msg);
-            return out;
-        }
+    let footer = read_footer_only(&path, size);
+    let mut stream = HashingStream {
+        file,
+        hasher: blake3::Hasher::new(),
+        pos: 0,
+        scratch: Vec::new(),
     };
-    // Each frame is decoded once; every blob in it is re-hashed.
-    for frame_entries in frames(&entries) {
+    let entries = footer.as_deref().unwrap_or_default();
+    let mut frame = Vec::new();
+    for frame_entries in frames(entries) {
         let first = frame_entries[0];
-        let frame =
-            &bytes[first.offset as usize..(first.offset + u64::from(first.length)) as usize];
-        let decoded = codec::decode(frame).ok();
+        frame.resize(first.length as usize, 0);
+        let read = stream
+            .skip_to(Some(first.offset))
+            .and_then(|()| stream.read_exact(&mut frame));
+        if let Err(e) = read {
+            out.problems.clear();
+            out.bad.clear();
+            out.verified = 0;
+            unreadable(&mut out, &e);
+            return out;
+        }
+        let decoded = codec::decode(&frame).ok();
         for e in frame_entries {
             let ok = decoded.as_deref().is_some_and(|d| {
                 slice_blob(d, e.frame_raw, e.inner, e.raw_len)
@@ -431,6 +492,29 @@ fn read_pack_fully(repo: &RawRepository, id: PackId) -> PackRead {
                 out.bad.push((e.id, format!("damaged in pack {id}")));
             }
         }
+    }
+    if let Err(e) = stream.skip_to(None) {
+        out.problems.clear();
+        out.bad.clear();
+        out.verified = 0;
+        unreadable(&mut out, &e);
+        return out;
+    }
+    if PackId::from(*stream.hasher.finalize().as_bytes()) != id {
+        out.problems.insert(
+            0,
+            Problem::new(
+                ProblemKind::PackHash,
+                format!("pack {id} does not match its id: its content is damaged"),
+            )
+            .pack(id),
+        );
+    }
+    if let Err(e) = footer {
+        let msg = format!("pack {id} is damaged: {e}");
+        out.problems
+            .push(Problem::new(ProblemKind::PackFooter, &msg).pack(id));
+        out.whole = Some(msg);
     }
     out
 }

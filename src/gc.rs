@@ -35,8 +35,12 @@ use crate::id::{ObjectId, PackId, TreeId};
 use crate::model::EntryKind;
 use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::Repository;
-use crate::store::pack::{GROUP_TARGET_BYTES, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC};
-use crate::store::{BlobKind, BlobLocation, FinishedPack, FrameBlob, PackStore, PackWriter};
+use crate::store::pack::{
+    GROUP_TARGET_BYTES, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC, parse_footer,
+};
+use crate::store::{
+    BlobKind, BlobLocation, FinishedPack, FrameBlob, PackStore, PackWriter, StagedPack,
+};
 
 /// Default [`GcOptions::repack_threshold`]: a pack is rewritten once more
 /// than this fraction of its bytes is dead.
@@ -272,7 +276,7 @@ pub fn collect_with(
                 blobs: u32::try_from(p.entries.len()).unwrap_or(u32::MAX),
             },
         ));
-        for e in &p.entries {
+        for e in p.entries.iter().filter(|e| !copied.orphans.contains(&e.id)) {
             batch.blobs.push((e.id, BlobLocation::new(p.id, e)));
         }
     }
@@ -579,33 +583,55 @@ fn share(loc: &BlobLocation) -> u64 {
 }
 
 /// New packs holding the copied blobs, and the packs that could not be
-/// copied (a frame did not verify) and are kept as they are.
+/// copied (the pack file did not verify) and are kept as they are.
 struct Copied {
     packs: Vec<FinishedPack>,
     skipped: HashSet<PackId>,
+    /// Blobs copied from a pack that was then skipped: their copies in the
+    /// new packs are not indexed.
+    orphans: HashSet<ObjectId>,
 }
+
+/// Frames of one pack planned (partly dead ones decoded) at a time, in
+/// parallel: bounds repacking's memory to a few decoded frames.
+const FRAMES_IN_FLIGHT: usize = 8;
 
 /// What to do with one frame of a pack being rewritten.
 enum Move {
-    /// Every blob of the frame is live: copy the frame as it is.
+    /// Every blob of the frame is live: copy the frame's bytes (this range
+    /// of the pack file) as they are.
     Frame {
-        frame: Vec<u8>,
+        range: std::ops::Range<usize>,
         frame_raw: u32,
         blobs: Vec<FrameBlob>,
     },
-    /// Some blobs are dead: the live ones, decoded, to regroup.
+    /// Some blobs are dead: the live ones, decoded and verified, to regroup.
     Blobs(Vec<(ObjectId, BlobKind, Vec<u8>)>),
 }
 
-/// Writes frames into new packs, closing each at the pack target.
+/// Staged packs kept before syncing them as one batch; bounds the open
+/// files and the data not yet synced.
+const STAGED_PACKS_MAX: usize = 32;
+
+/// Writes frames into new packs, closing each at the pack target. Closed
+/// packs are staged (written, not synced) and made durable in batches
+/// ([`PackStore::install_all`]): every one of them is durable in
+/// `objects/` before [`Repacker::finish`] returns, and so before the
+/// catalog commit that references them.
 struct Repacker<'a> {
     store: &'a PackStore,
     target: u64,
     level: i32,
     writer: Option<PackWriter>,
     group: (Vec<FrameBlob>, Vec<u8>),
+    /// Full groups waiting to be compressed, several at once in parallel.
+    pending: Vec<(Vec<FrameBlob>, Vec<u8>)>,
+    staged: Vec<StagedPack>,
     packs: Vec<FinishedPack>,
 }
+
+/// Groups compressed together in parallel by the repacker.
+const GROUPS_IN_FLIGHT: usize = 4;
 
 impl Repacker<'_> {
     fn add_frame(&mut self, frame: &[u8], frame_raw: u32, blobs: &[FrameBlob]) -> Result<()> {
@@ -617,7 +643,16 @@ impl Repacker<'_> {
         if w.len() >= self.target
             && let Some(w) = self.writer.take()
         {
-            self.packs.push(w.finish(self.store)?);
+            self.stage(w)?;
+        }
+        Ok(())
+    }
+
+    fn stage(&mut self, w: PackWriter) -> Result<()> {
+        self.staged.push(w.finish_staged()?);
+        if self.staged.len() >= STAGED_PACKS_MAX {
+            let batch = std::mem::take(&mut self.staged);
+            self.packs.extend(self.store.install_all(batch)?);
         }
         Ok(())
     }
@@ -642,29 +677,54 @@ impl Repacker<'_> {
     }
 
     fn flush_group(&mut self) -> Result<()> {
-        let (blobs, data) = std::mem::take(&mut self.group);
-        if blobs.is_empty() {
+        let group = std::mem::take(&mut self.group);
+        if group.0.is_empty() {
             return Ok(());
         }
-        let frame = codec::encode(&data, self.level)?;
-        let frame_raw = u32::try_from(data.len()).map_err(|_| Error::invalid("group too large"))?;
-        self.add_frame(&frame, frame_raw, &blobs)
+        self.pending.push(group);
+        if self.pending.len() >= GROUPS_IN_FLIGHT {
+            self.compress_pending()?;
+        }
+        Ok(())
     }
 
+    /// Compresses the pending groups in parallel and adds their frames.
+    fn compress_pending(&mut self) -> Result<()> {
+        use rayon::prelude::*;
+        let pending = std::mem::take(&mut self.pending);
+        let level = self.level;
+        let frames = pending
+            .par_iter()
+            .map(|(_, data)| codec::encode(data, level))
+            .collect::<Vec<_>>();
+        for ((blobs, data), frame) in pending.iter().zip(frames) {
+            let frame_raw =
+                u32::try_from(data.len()).map_err(|_| Error::invalid("group too large"))?;
+            self.add_frame(&frame?, frame_raw, blobs)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the last pack and makes every pack durable in `objects/`.
     fn finish(mut self) -> Result<Vec<FinishedPack>> {
         self.flush_group()?;
+        self.compress_pending()?;
         if let Some(w) = self.writer.take().filter(|w| !w.is_empty()) {
-            self.packs.push(w.finish(self.store)?);
+            self.staged.push(w.finish_staged()?);
         }
+        let batch = std::mem::take(&mut self.staged);
+        self.packs.extend(self.store.install_all(batch)?);
         Ok(self.packs)
     }
 }
 
 /// Copies the live blobs in `moving` (sorted by pack and offset) into new
-/// packs, verifying each against its id first: a frame whose blobs are all
-/// live is copied without recompressing; the live blobs of a frame that
-/// also holds dead ones are regrouped into new frames. A pack whose frames
-/// do not all verify is skipped whole.
+/// packs. Each pack is read once and verified whole against its id (packs
+/// are named by the BLAKE3 of their file), so its frames are exactly what
+/// was written: a frame whose blobs are all live is copied as it is,
+/// without decoding; the live blobs of a frame that also holds dead ones
+/// are decoded, checked against their ids and regrouped into new frames.
+/// A pack that does not verify is skipped whole.
 fn copy_live(
     repo: &Repository,
     moving: &[(ObjectId, BlobLocation)],
@@ -678,102 +738,163 @@ fn copy_live(
         level: repo.config().zstd_level,
         writer: None,
         group: (Vec::new(), Vec::new()),
+        pending: Vec::new(),
+        staged: Vec::new(),
         packs: Vec::new(),
     };
     let mut skipped = HashSet::new();
+    let mut orphans = HashSet::new();
     for group in moving.chunk_by(|a, b| a.1.pack == b.1.pack) {
         let pack = group[0].1.pack;
         debug_assert!(repack.contains_key(&pack));
         progress.items(1);
         progress.bytes(group.iter().map(|(_, l)| share(l)).sum());
-        let Some(moves) = read_verified(store, pack, group)? else {
+        let Some((bytes, plan)) = read_verified(store, pack, group)? else {
             skipped.insert(pack);
             continue;
         };
-        for m in moves {
-            match m {
-                Move::Frame {
-                    frame,
-                    frame_raw,
-                    blobs,
-                } => out.add_frame(&frame, frame_raw, &blobs)?,
-                Move::Blobs(blobs) => {
-                    for (id, kind, raw) in blobs {
-                        out.add_blob(id, kind, &raw)?;
+        // A window of frames at a time: the partly dead ones decoded in
+        // parallel, then all handed to the repacker in order.
+        let mut copied_ids = Vec::new();
+        let mut failed = false;
+        for window in plan.chunks(FRAMES_IN_FLIGHT) {
+            let moves = {
+                use rayon::prelude::*;
+                window
+                    .par_iter()
+                    .map(|(range, in_frame)| plan_frame(&bytes, range.clone(), in_frame))
+                    .collect::<Result<Vec<Option<Move>>>>()?
+            };
+            for m in moves {
+                match m {
+                    Some(Move::Frame {
+                        range,
+                        frame_raw,
+                        blobs,
+                    }) => {
+                        copied_ids.extend(blobs.iter().map(|b| b.id));
+                        out.add_frame(&bytes[range], frame_raw, &blobs)?;
                     }
+                    Some(Move::Blobs(blobs)) => {
+                        for (id, kind, raw) in blobs {
+                            copied_ids.push(id);
+                            out.add_blob(id, kind, &raw)?;
+                        }
+                    }
+                    None => failed = true,
                 }
             }
+            if failed {
+                break;
+            }
+        }
+        if failed {
+            // The copies already made stay unreferenced in the new packs
+            // (garbage for a later gc); the catalog keeps pointing at the
+            // old pack, which is kept whole.
+            skipped.insert(pack);
+            orphans.extend(copied_ids);
         }
     }
     Ok(Copied {
         packs: out.finish()?,
         skipped,
+        orphans,
     })
 }
 
-/// Reads the frames holding `group` (all in `pack`, sorted by offset),
-/// checking every live blob decodes to bytes with its id; `None` when one
-/// does not.
-fn read_verified(
+/// Each frame to copy: its byte range in the pack and its live blobs.
+type FramePlan<'g> = Vec<(std::ops::Range<usize>, &'g [(ObjectId, BlobLocation)])>;
+
+/// Reads pack `pack` (in one read) and plans the copy of `group`, its live
+/// blobs sorted by offset: the pack's bytes and, per frame, its range and
+/// live blobs ([`plan_frame`] makes the [`Move`]). `None` when the pack is
+/// missing, does not hash to its id, or its footer does not list a blob
+/// where the catalog says it is.
+fn read_verified<'g>(
     store: &PackStore,
     pack: PackId,
-    group: &[(ObjectId, BlobLocation)],
-) -> Result<Option<Vec<Move>>> {
+    group: &'g [(ObjectId, BlobLocation)],
+) -> Result<Option<(Vec<u8>, FramePlan<'g>)>> {
     let path = store.pack_path(&pack);
-    let f = match File::open(&path) {
-        Ok(f) => f,
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("opening pack", &path, e)),
+        Err(e) => return Err(Error::io("reading pack", &path, e)),
     };
-    let mut moves = Vec::new();
+    if PackId::of(&bytes) != pack {
+        return Ok(None);
+    }
+    // The file is exactly as written, so its footer says truly what each
+    // frame holds; the catalog must agree with it.
+    let Ok(footer) = parse_footer(&bytes) else {
+        return Ok(None);
+    };
+    // Check every frame against the footer first (cheap); the caller then
+    // decodes the partly dead ones.
+    let mut plan: FramePlan<'g> = Vec::new();
     for in_frame in group.chunk_by(|a, b| a.1.offset == b.1.offset) {
         let loc = in_frame[0].1;
-        let mut frame = vec![0u8; loc.length as usize];
-        match f.read_exact_at(&mut frame, loc.offset) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(Error::io("reading pack", &path, e)),
-        }
-        let decoded = match codec::decode(&frame) {
-            Ok(d) => d,
-            Err(e) if e.kind() == ErrorKind::Corrupt => return Ok(None),
-            Err(e) => return Err(e),
+        let first = footer.partition_point(|e| e.offset < loc.offset);
+        let entries = &footer[first..];
+        let entries = &entries[..entries.partition_point(|e| e.offset == loc.offset)];
+        let listed = |id: &ObjectId, l: &BlobLocation| {
+            entries.iter().any(|e| {
+                e.id == *id
+                    && e.length == l.length
+                    && e.frame_raw == l.frame_raw
+                    && e.inner == l.inner
+                    && e.raw_len == l.raw_len
+            })
         };
-        let mut live_raw = 0u64;
-        for (id, l) in in_frame {
-            match l.slice(&decoded) {
-                Ok(raw) if ObjectId::of(raw) == *id && l.frame_raw == loc.frame_raw => {}
-                _ => return Ok(None),
-            }
-            live_raw += u64::from(l.raw_len);
+        if !in_frame.iter().all(|(id, l)| listed(id, l)) {
+            return Ok(None);
         }
-        if live_raw == u64::from(loc.frame_raw) {
-            let blobs = in_frame
-                .iter()
-                .map(|(id, l)| FrameBlob {
-                    id: *id,
-                    kind: l.kind,
-                    inner: l.inner,
-                    raw_len: l.raw_len,
-                })
-                .collect();
-            moves.push(Move::Frame {
-                frame,
-                frame_raw: loc.frame_raw,
-                blobs,
-            });
-        } else {
-            let blobs = in_frame
-                .iter()
-                .map(|(id, l)| {
-                    let raw = l.slice(&decoded).map(<[u8]>::to_vec)?;
-                    Ok((*id, l.kind, raw))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            moves.push(Move::Blobs(blobs));
+        let start = usize::try_from(loc.offset).unwrap_or(usize::MAX);
+        plan.push((start..start + loc.length as usize, in_frame));
+    }
+    Ok(Some((bytes, plan)))
+}
+
+/// The [`Move`] for one frame (at `range` of the verified pack `bytes`) and
+/// its live blobs `in_frame`: copy it when every byte is live, else decode
+/// it and check each live blob against its id (`None` when one fails).
+fn plan_frame(
+    bytes: &[u8],
+    range: std::ops::Range<usize>,
+    in_frame: &[(ObjectId, BlobLocation)],
+) -> Result<Option<Move>> {
+    let loc = in_frame[0].1;
+    let live_raw: u64 = in_frame.iter().map(|(_, l)| u64::from(l.raw_len)).sum();
+    if live_raw == u64::from(loc.frame_raw) {
+        let blobs = in_frame
+            .iter()
+            .map(|(id, l)| FrameBlob {
+                id: *id,
+                kind: l.kind,
+                inner: l.inner,
+                raw_len: l.raw_len,
+            })
+            .collect();
+        return Ok(Some(Move::Frame {
+            range,
+            frame_raw: loc.frame_raw,
+            blobs,
+        }));
+    }
+    let decoded = match codec::decode(&bytes[range]) {
+        Ok(d) => d,
+        Err(e) if e.kind() == ErrorKind::Corrupt => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut blobs = Vec::with_capacity(in_frame.len());
+    for (id, l) in in_frame {
+        match l.slice(&decoded) {
+            Ok(raw) if ObjectId::of(raw) == *id => blobs.push((*id, l.kind, raw.to_vec())),
+            _ => return Ok(None),
         }
     }
-    Ok(Some(moves))
+    Ok(Some(Move::Blobs(blobs)))
 }
 
 #[cfg(test)]

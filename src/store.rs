@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use crate::codec;
 use crate::error::{Error, IoContext, Result};
 use crate::id::{ObjectId, PackId};
-pub use pack::{BlobKind, BlobLocation, FinishedPack, FrameBlob, PackEntry, PackWriter};
+pub use pack::{
+    BlobKind, BlobLocation, FinishedPack, FrameBlob, PackEntry, PackWriter, StagedPack,
+};
 
 /// Open pack handles kept for reads; beyond this the cache is emptied.
 const OPEN_PACKS_CACHED: usize = 64;
@@ -65,16 +67,52 @@ impl PackStore {
         PackWriter::create(&self.tmp)
     }
 
-    /// Moves a finished temporary pack into place, durably.
-    pub(crate) fn install(&self, tmp_path: &Path, id: &PackId) -> Result<()> {
-        let dest = self.pack_path(id);
+    /// Moves a synced temporary pack into place, durably.
+    pub(crate) fn install(&self, staged: StagedPack) -> Result<FinishedPack> {
+        let dest = self.pack_path(&staged.id());
         let dir = dest.parent().expect("pack path has a parent");
         if !dir.exists() {
             fs::create_dir_all(dir).at("creating pack directory", dir)?;
             sync_dir(&self.objects)?;
         }
-        fs::rename(tmp_path, &dest).at("moving pack into place at", &dest)?;
-        sync_dir(dir)
+        fs::rename(staged.tmp_path(), &dest).at("moving pack into place at", &dest)?;
+        sync_dir(dir)?;
+        Ok(staged.installed())
+    }
+
+    /// Makes a batch of staged packs durable and moves them into place:
+    /// fsyncs every temporary file (concurrently, so the waits overlap),
+    /// renames each into `objects/`, then fsyncs each directory touched
+    /// once. When this returns `Ok`, every pack is durable in `objects/`
+    /// and may be referenced; on an error, those not yet moved are removed
+    /// and any already moved are unreferenced garbage.
+    ///
+    /// # Errors
+    /// On any sync, rename or directory sync failure.
+    pub fn install_all(&self, staged: Vec<StagedPack>) -> Result<Vec<FinishedPack>> {
+        if staged.is_empty() {
+            return Ok(Vec::new());
+        }
+        concurrently(&staged, StagedPack::sync)?;
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut created = false;
+        let mut out = Vec::with_capacity(staged.len());
+        for p in staged {
+            let dest = self.pack_path(&p.id());
+            let dir = dest.parent().expect("pack path has a parent");
+            if !dir.exists() {
+                fs::create_dir_all(dir).at("creating pack directory", dir)?;
+                created = true;
+            }
+            fs::rename(p.tmp_path(), &dest).at("moving pack into place at", &dest)?;
+            dirs.push(dir.to_path_buf());
+            out.push(p.installed());
+        }
+        if created {
+            sync_dir(&self.objects)?;
+        }
+        sync_dirs(dirs)?;
+        Ok(out)
     }
 
     fn handle(&self, id: &PackId) -> Result<Arc<File>> {
@@ -228,16 +266,11 @@ impl PackStore {
     /// # Errors
     /// When a directory cannot be synced.
     pub fn sync_pack_dirs(&self, ids: &[PackId]) -> Result<()> {
-        let mut dirs: Vec<PathBuf> = ids
+        let dirs: Vec<PathBuf> = ids
             .iter()
             .filter_map(|id| self.pack_path(id).parent().map(Path::to_path_buf))
             .collect();
-        dirs.sort();
-        dirs.dedup();
-        for d in dirs.iter().filter(|d| d.exists()) {
-            sync_dir(d)?;
-        }
-        Ok(())
+        sync_dirs(dirs.into_iter().filter(|d| d.exists()).collect())
     }
 
     /// Every file in `tmp/`, with its size: leftovers of interrupted writers
@@ -295,6 +328,35 @@ impl PackStore {
             .remove(id);
     }
 }
+
+/// fsyncs each of `dirs` once, concurrently (the waits overlap).
+fn sync_dirs(mut dirs: Vec<PathBuf>) -> Result<()> {
+    dirs.sort();
+    dirs.dedup();
+    concurrently(&dirs, |d| sync_dir(d))
+}
+
+/// Runs `f` on every item, up to [`SYNCS_IN_FLIGHT`] at a time on their own
+/// threads: for fsyncs, which wait on the device rather than use a CPU, so
+/// their waits overlap and the device can merge the flushes.
+fn concurrently<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(&f);
+    }
+    for batch in items.chunks(SYNCS_IN_FLIGHT) {
+        std::thread::scope(|s| {
+            let waits: Vec<_> = batch.iter().map(|i| s.spawn(|| f(i))).collect();
+            waits
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Result<Vec<()>>>()
+        })?;
+    }
+    Ok(())
+}
+
+/// Concurrent fsyncs at most (see [`concurrently`]).
+const SYNCS_IN_FLIGHT: usize = 8;
 
 /// fsyncs a directory so a rename or create in it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {

@@ -314,7 +314,21 @@ impl PackWriter {
     ///
     /// # Errors
     /// On any write, sync or rename failure; nothing is then referenced.
-    pub fn finish(mut self, store: &PackStore) -> Result<FinishedPack> {
+    pub fn finish(self, store: &PackStore) -> Result<FinishedPack> {
+        let staged = self.finish_staged()?;
+        staged.sync()?;
+        store.install(staged)
+    }
+
+    /// Writes the footer and flushes, without syncing or moving the pack
+    /// into place: [`PackStore::install_all`] does both for a batch of
+    /// packs at once (one wait for all the fsyncs, one fsync per
+    /// directory). Until then nothing may reference the pack; a dropped
+    /// [`StagedPack`] removes its temporary file.
+    ///
+    /// # Errors
+    /// On any write failure; the pack is then abandoned.
+    pub fn finish_staged(mut self) -> Result<StagedPack> {
         let footer = encode_versioned(FOOTER_VERSION, &self.entries)?;
         let footer_len = u32::try_from(footer.len())
             .map_err(|_| Error::invalid("pack footer larger than 4 GiB"))?;
@@ -323,15 +337,67 @@ impl PackWriter {
         self.write(PACK_TRAILER_MAGIC)?;
         let path = self.tmp_path.clone().expect("unfinished pack has a path");
         self.file.flush().at("writing temporary pack", &path)?;
-        self.file.get_ref().sync_all().at("syncing pack", &path)?;
         let id = PackId::from(*self.hasher.finalize().as_bytes());
-        store.install(&path, &id)?;
+        let entries = std::mem::take(&mut self.entries);
+        let file = self
+            .file
+            .get_ref()
+            .try_clone()
+            .at("writing temporary pack", &path)?;
+        // The temporary file now belongs to the staged pack.
         self.tmp_path = None;
-        Ok(FinishedPack {
-            id,
-            size: self.len,
-            entries: std::mem::take(&mut self.entries),
+        Ok(StagedPack {
+            file,
+            tmp_path: Some(path),
+            pack: FinishedPack {
+                id,
+                size: self.len,
+                entries,
+            },
         })
+    }
+}
+
+/// A complete pack in `tmp/`, written and flushed but neither synced nor in
+/// `objects/` yet (see [`PackWriter::finish_staged`]).
+pub struct StagedPack {
+    file: File,
+    tmp_path: Option<PathBuf>,
+    pack: FinishedPack,
+}
+
+impl StagedPack {
+    /// The pack's id.
+    pub fn id(&self) -> PackId {
+        self.pack.id
+    }
+
+    /// fsyncs the temporary file.
+    pub(crate) fn sync(&self) -> Result<()> {
+        let path = self.tmp_path.as_deref().unwrap_or(Path::new("tmp"));
+        self.file.sync_all().at("syncing pack", path)
+    }
+
+    pub(crate) fn tmp_path(&self) -> &Path {
+        self.tmp_path.as_deref().expect("staged pack has a path")
+    }
+
+    /// The pack, once its file has been moved into place.
+    pub(crate) fn installed(mut self) -> FinishedPack {
+        self.tmp_path = None;
+        FinishedPack {
+            id: self.pack.id,
+            size: self.pack.size,
+            entries: std::mem::take(&mut self.pack.entries),
+        }
+    }
+}
+
+impl Drop for StagedPack {
+    fn drop(&mut self) {
+        if let Some(path) = self.tmp_path.take() {
+            let _ = fs::remove_file(path);
+        }
     }
 }
 

@@ -516,15 +516,23 @@ fn a_flipped_byte_in_a_grouped_frame_names_exactly_the_damaged_files() {
         })
         .map(|e| e.id)
         .collect();
+    // A file is damaged when any of its chunks is hit (a file may be cut
+    // into more than one chunk).
+    let r = cairn::Repository::open(&repo, cairn::LockMode::Shared, &|| {}).unwrap();
+    let (_, snapshot) = r.resolve(&id).unwrap();
+    let chunks_of = |f: &Path| match r.locate(&snapshot, f).unwrap() {
+        cairn::repo::Located::Entry(cairn::model::Entry {
+            kind: cairn::model::EntryKind::File { chunks, .. },
+            ..
+        }) => chunks.iter().map(|c| c.0).collect::<Vec<_>>(),
+        _ => panic!("{} is not a file in the snapshot", f.display()),
+    };
     let mut expected: Vec<String> = (0..40)
         .map(|i| src.join(format!("t/f{i}.txt")))
-        .filter(|f| {
-            small_chunk_ids(&fs::read(f).unwrap())
-                .iter()
-                .any(|c| hit.contains(c))
-        })
+        .filter(|f| chunks_of(f).iter().any(|c| hit.contains(c)))
         .map(|f| p(&f))
         .collect();
+    drop(r);
     expected.sort();
     assert!(!expected.is_empty(), "the flip should damage some file");
 
@@ -574,4 +582,54 @@ fn repair_rebuilds_grouped_locations_exactly() {
         .arg(&target))
     .ok();
     assert_same_tree(&src, &restored_path(&target, &src));
+}
+
+#[test]
+fn read_data_streams_a_large_pack_and_names_a_flip_in_its_middle() {
+    // One pack of many 1 MiB frames; a flipped byte in a frame in the
+    // middle is found, only the file it belongs to is named, and every
+    // frame after it is still read and verified.
+    let s = Scratch::new();
+    let src = s.join("src");
+    Spec::new()
+        .file("src/large.bin", pseudo_random(21, 6 << 20))
+        .file("src/small.txt", b"a small file that stays intact\n")
+        .create(s.path());
+    let repo = s.join("repo");
+    init_repo(&repo, &SMALL_CHUNKS);
+    let id = snap(&repo, &src);
+    let all = packs(&repo);
+    assert_eq!(all.len(), 1, "expected one pack");
+    let path = pack_path(&repo, &all[0]);
+    let mut bytes = fs::read(&path).unwrap();
+    let entries = parse_footer(&bytes).unwrap();
+    let mut frames: Vec<_> = entries
+        .iter()
+        .filter(|e| e.kind == BlobKind::Chunk)
+        .map(|e| (e.offset, e.length))
+        .collect();
+    frames.dedup();
+    assert!(frames.len() >= 5, "{} frames", frames.len());
+    let (offset, length) = frames[frames.len() / 2];
+    let in_frame = entries.iter().filter(|e| e.offset == offset).count() as u64;
+    bytes[(offset + u64::from(length) / 2) as usize] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+
+    let (code, r) = check_json(&repo, &["--read-data"]);
+    assert_eq!(code, 1, "{r:#}");
+    let kinds = problems_of(&r, &all[0]);
+    assert!(kinds.contains(&"pack_hash".to_string()), "{r:#}");
+    // Only blobs of the damaged frame fail; every other blob, before and
+    // after it in the pack, is read and verified.
+    let bad = kinds.iter().filter(|k| *k == "blob_damaged").count() as u64;
+    assert!((1..=in_frame).contains(&bad), "{r:#}");
+    assert_eq!(
+        r["blobs_verified"].as_u64().unwrap(),
+        entries.len() as u64 - bad,
+        "{r:#}"
+    );
+    assert_eq!(
+        damaged(&r),
+        vec![(id[..8].to_string(), vec![p(&src.join("large.bin"))])]
+    );
 }

@@ -582,3 +582,49 @@ fn gc_of_a_group_with_one_dead_blob_keeps_the_others_and_frees_its_bytes() {
     assert_catalog_points_at_existing_packs(&repo_path);
     assert_eq!(restore_every_snapshot(&repo_path, s.path()), 1);
 }
+
+#[test]
+fn a_pack_that_does_not_match_its_id_is_not_repacked_and_is_reported() {
+    // Snapshot A holds keep.bin (1 MiB groups of its own chunks) and
+    // gone.bin; B only keep.bin. Forgetting A leaves A's pack partly dead
+    // and holding A's record, so gc must rewrite it.
+    let s = Scratch::new();
+    let src = s.join("src");
+    Spec::new()
+        .file("src/keep.bin", pseudo_random(11, 3 << 20))
+        .file("src/gone.bin", pseudo_random(12, 200_000))
+        .create(s.path());
+    let repo_path = s.join("repo");
+    drop(init_repo(&repo_path, &SMALL_CHUNKS));
+    let first = snapshot_all(&repo_path, std::slice::from_ref(&src));
+    fs::remove_file(src.join("gone.bin")).unwrap();
+    snapshot_all(&repo_path, std::slice::from_ref(&src));
+    forget(&repo_path, &first);
+
+    // Flip one byte in the middle of the largest frame of A's pack: a
+    // frame of keep.bin whose blobs all stay live, so only hashing the
+    // whole pack can notice (it is copied without decoding).
+    let repo = open(&repo_path, LockMode::Shared);
+    let packs = repo.store().list_packs().unwrap();
+    let (pack, entries) = packs
+        .iter()
+        .map(|(id, _)| (*id, repo.store().read_footer(id).unwrap()))
+        .find(|(_, f)| f.iter().any(|e| e.id == first[0].0))
+        .expect("a pack holds the forgotten snapshot's record");
+    let frame = entries.iter().max_by_key(|e| e.length).unwrap();
+    let path = repo.store().pack_path(&pack);
+    drop(repo);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[(frame.offset + u64::from(frame.length) / 2) as usize] ^= 0x10;
+    fs::write(&path, &bytes).unwrap();
+
+    let out = run(cairn_at(&repo_path).args(["gc", "--json"]));
+    out.ok();
+    let summary = out.json();
+    assert_eq!(summary["packs_damaged"], 1, "{}", out.out());
+    assert_eq!(summary["packs_repacked"], 0, "{}", out.out());
+    assert!(out.stderr.contains("damaged"), "{}", out.stderr);
+    // Left exactly as it was, still referenced; nothing dangles.
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+    assert_catalog_points_at_existing_packs(&repo_path);
+}
