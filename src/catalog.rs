@@ -40,9 +40,16 @@ pub struct Catalog {
     db: Database,
 }
 
+/// redb's page cache. Its default (1 GiB) lets a pass over the whole index
+/// (gc, check, stats) keep every page it read: peak memory would grow with
+/// the repository. The OS page cache still holds the file, so a smaller cache
+/// costs little time.
+const CACHE_BYTES: usize = 16 << 20;
+
 fn builder() -> redb::Builder {
     let mut b = Database::builder();
     b.set_concurrency_mode(ConcurrencyMode::MultiWriter);
+    b.set_cache_size(CACHE_BYTES);
     b
 }
 
