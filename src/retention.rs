@@ -441,18 +441,6 @@ impl RetentionPlan {
     }
 }
 
-/// The snapshots carrying at least one of `tags` (all of them when `tags`
-/// is empty): what `--tag` limits `forget` to.
-pub fn select_tagged(
-    snapshots: Vec<(SnapshotId, Snapshot)>,
-    tags: &[String],
-) -> Vec<(SnapshotId, Snapshot)> {
-    snapshots
-        .into_iter()
-        .filter(|(_, s)| tags.is_empty() || s.tags.iter().any(|t| tags.contains(t)))
-        .collect()
-}
-
 fn group_key(by: GroupBy, s: &Snapshot) -> GroupKey {
     GroupKey {
         host: by.host.then(|| s.host.clone()),

@@ -610,8 +610,12 @@ fn groups_are_planned_separately_and_emptied_groups_are_reported() {
         .map(|g| g.key.host.clone().unwrap())
         .collect();
     assert_eq!(emptied, ["beta"]);
-    // `--tag` selection limits what is considered.
-    let sel = retention::select_tagged(list.clone(), &["keep".to_string()]);
+    // `--tag` selection (the snapshot filter) limits what is considered.
+    let filter = cairn::SnapshotFilter {
+        tags: vec!["keep".to_string()],
+        ..cairn::SnapshotFilter::default()
+    };
+    let sel: Vec<_> = list.iter().filter(|(_, s)| filter.matches(s)).collect();
     assert_eq!(sel.len(), 1);
     assert_eq!(sel[0].0, list[1].0);
 }
