@@ -44,6 +44,7 @@
 //! `setpriv --reuid 65534 --regid 65534 --clear-groups`.
 
 mod backup_restore;
+mod catalog;
 mod check;
 mod cli;
 mod dedup;
