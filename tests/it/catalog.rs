@@ -58,7 +58,7 @@ fn snapshot_compacts_the_catalog_unless_the_repository_is_shared() {
     run(cairn_at(&alone).args(["snapshot", "-q"]).arg(&src)).ok();
     let compacted = catalog_len(&alone);
     assert!(
-        compacted < uncompacted,
+        compacted < uncompacted / 4 * 3,
         "catalog after a lone snapshot: {compacted} bytes, beside a shared lock: {uncompacted}"
     );
     assert_healthy(&shared, &s);
@@ -67,7 +67,7 @@ fn snapshot_compacts_the_catalog_unless_the_repository_is_shared() {
     // The lock is free again: gc compacts the uncompacted catalog.
     run(cairn_at(&shared).args(["gc", "-q"])).ok();
     assert!(
-        catalog_len(&shared) < uncompacted,
+        catalog_len(&shared) < uncompacted / 4 * 3,
         "gc left the catalog at {} bytes (was {uncompacted})",
         catalog_len(&shared)
     );
@@ -75,7 +75,7 @@ fn snapshot_compacts_the_catalog_unless_the_repository_is_shared() {
 }
 
 #[test]
-fn gc_compacts_the_catalog_after_forget() {
+fn gc_compacts_the_catalog_with_and_without_garbage() {
     let s = Scratch::new();
     let repo = s.join("repo");
     run(cairn_at(&repo).arg("init")).ok();
@@ -87,17 +87,29 @@ fn gc_compacts_the_catalog_after_forget() {
     run(cairn_at(&repo).args(["snapshot", "-q"]).arg(&a)).ok();
     run(cairn_at(&repo).args(["snapshot", "-q"]).arg(&b)).ok();
     drop(other);
+
+    // Nothing to collect: only the compaction can shrink the file.
     let before = catalog_len(&repo);
+    run(cairn_at(&repo).args(["gc", "-q"])).ok();
+    let after = catalog_len(&repo);
+    // Closing the database trims a few pages by itself; compaction halves it.
+    assert!(
+        after < before / 4 * 3,
+        "catalog {before} bytes before gc, {after} after"
+    );
+    assert_healthy(&repo, &s);
+
+    // With garbage: still no bigger, and what is kept restores.
     {
         let r = cairn::Repository::open(&repo, cairn::LockMode::Shared, &|| {}).unwrap();
         let first = r.snapshots().unwrap()[0].0;
         assert_eq!(r.catalog().remove_snapshots(&[first]).unwrap(), 1);
     }
     run(cairn_at(&repo).args(["gc", "-q"])).ok();
-    let after = catalog_len(&repo);
+    let collected = catalog_len(&repo);
     assert!(
-        after < before,
-        "catalog {before} bytes before gc, {after} after"
+        collected <= after,
+        "gc after forget grew the catalog: {after} -> {collected}"
     );
     assert_healthy(&repo, &s);
 }
