@@ -9,6 +9,8 @@
 //! committed in one write transaction, after the packs it references are
 //! durable. The database is opened in redb's `MultiWriter` mode so several
 //! cairn processes can use one repository; write transactions are short.
+//! [`Catalog::compact`] runs only under the exclusive repository lock (see
+//! docs/ARCHITECTURE.md, "Catalog compaction").
 
 pub mod schema;
 
@@ -224,7 +226,6 @@ impl Catalog {
     /// # Errors
     /// Catalog errors; nothing is applied then.
     pub fn commit(&self, batch: &CommitBatch) -> Result<()> {
-        self.written.fetch_add(batch.bytes(), Ordering::Relaxed);
         let txn = self
             .db
             .begin_write()
@@ -261,7 +262,9 @@ impl Catalog {
                 put(SNAPSHOTS, id.as_bytes(), bytes)?;
             }
         }
-        txn.commit().map_err(|e| Error::catalog("committing", e))
+        txn.commit().map_err(|e| Error::catalog("committing", e))?;
+        self.written.fetch_add(batch.bytes(), Ordering::Relaxed);
+        Ok(())
     }
 }
 
