@@ -9,10 +9,13 @@
 //! committed in one write transaction, after the packs it references are
 //! durable. The database is opened in redb's `MultiWriter` mode so several
 //! cairn processes can use one repository; write transactions are short.
+//! [`Catalog::compact`] runs only under the exclusive repository lock (see
+//! docs/ARCHITECTURE.md, "Catalog compaction").
 
 pub mod schema;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{ConcurrencyMode, Database, ReadOnlyTable, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -38,6 +41,29 @@ pub struct PackRecord {
 /// The open catalog database.
 pub struct Catalog {
     db: Database,
+    path: PathBuf,
+    /// File length when this handle opened it.
+    opened_len: u64,
+    /// Bytes of keys and values this handle has committed.
+    written: AtomicU64,
+}
+
+/// A catalog file smaller than this is never compacted after a snapshot:
+/// what it could give back is not worth an extra lock and commit.
+const COMPACT_MIN_LEN: u64 = 1 << 20;
+/// ... nor unless this handle committed at least 1/this of the file's
+/// length: compaction walks every table, so its cost stays within a
+/// constant factor of the command's own catalog work (a no-change snapshot
+/// of 100,000 files writes a few KB to a 21 MB file and must stay fast).
+const COMPACT_WORK_DIVISOR: u64 = 64;
+
+/// What [`Catalog::compact`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// File length before, in bytes.
+    pub before: u64,
+    /// File length after, in bytes.
+    pub after: u64,
 }
 
 /// redb's page cache. Its default (1 GiB) lets a pass over the whole index
@@ -78,7 +104,14 @@ impl Catalog {
         }
         txn.commit()
             .map_err(|e| Error::catalog("committing new catalog", e))?;
-        Ok(Self { db })
+        let mut cat = Self {
+            db,
+            path: path.to_path_buf(),
+            opened_len: 0,
+            written: AtomicU64::new(0),
+        };
+        cat.opened_len = cat.file_len()?;
+        Ok(cat)
     }
 
     /// Opens an existing catalog and checks its schema version.
@@ -95,7 +128,13 @@ impl Catalog {
         let db = b
             .open(path)
             .map_err(|e| Error::catalog(&format!("opening {}", path.display()), e))?;
-        let cat = Self { db };
+        let mut cat = Self {
+            db,
+            path: path.to_path_buf(),
+            opened_len: 0,
+            written: AtomicU64::new(0),
+        };
+        cat.opened_len = cat.file_len()?;
         let txn = cat.read_txn()?;
         let meta = txn
             .open_table(META)
@@ -116,6 +155,53 @@ impl Catalog {
             )),
             None => Err(Error::corrupt("catalog has no schema version")),
         }
+    }
+
+    /// The catalog file's length in bytes.
+    ///
+    /// # Errors
+    /// When the file cannot be examined.
+    pub fn file_len(&self) -> Result<u64> {
+        std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|e| Error::io("examining", &self.path, e))
+    }
+
+    /// Whether compacting is worth it after this handle's writes: the file
+    /// grew while this handle had it open, to at least [`COMPACT_MIN_LEN`],
+    /// and this handle committed at least 1/[`COMPACT_WORK_DIVISOR`] of its
+    /// length. A file that grew most likely holds much free space, because
+    /// redb grows a file (below its region size of gigabytes) by doubling
+    /// it. One `stat`; no table is read.
+    ///
+    /// # Errors
+    /// When the file cannot be examined.
+    pub fn wants_compaction(&self) -> Result<bool> {
+        let len = self.file_len()?;
+        let written = self.written.load(Ordering::Relaxed);
+        Ok(len > self.opened_len
+            && len >= COMPACT_MIN_LEN
+            && written.saturating_mul(COMPACT_WORK_DIVISOR) >= len)
+    }
+
+    /// Gives the file's free pages back to the file system.
+    ///
+    /// **Only under the exclusive repository lock:** redb rewrites pages in
+    /// place, which no other process may have open (every other cairn
+    /// process holds the shared lock while it has the catalog open).
+    ///
+    /// # Errors
+    /// Catalog and I/O errors; the catalog stays consistent (redb commits
+    /// each compaction step durably).
+    pub fn compact(&mut self) -> Result<Compaction> {
+        let before = self.file_len()?;
+        self.db
+            .compact()
+            .map_err(|e| Error::catalog("compacting", e))?;
+        let after = self.file_len()?;
+        // Writing anything now would grow the tight file again (by doubling).
+        self.opened_len = after;
+        Ok(Compaction { before, after })
     }
 
     fn read_txn(&self) -> Result<redb::ReadTransaction> {
@@ -183,7 +269,21 @@ impl Catalog {
                 put(SNAPSHOTS, id.as_bytes(), bytes)?;
             }
         }
-        txn.commit().map_err(|e| Error::catalog("committing", e))
+        txn.commit().map_err(|e| Error::catalog("committing", e))?;
+        self.written.fetch_add(batch.bytes(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl CommitBatch {
+    /// Bytes of keys and values (approximately) this batch writes.
+    fn bytes(&self) -> u64 {
+        let records = |n: usize, per: usize| (n * (32 + per)) as u64;
+        let sum = |lens: &mut dyn Iterator<Item = usize>| lens.map(|n| 32 + n as u64).sum::<u64>();
+        records(self.blobs.len(), 48)
+            + records(self.packs.len(), 12)
+            + sum(&mut self.trees.iter().map(|(_, b)| b.len()))
+            + sum(&mut self.snapshots.iter().map(|(_, b)| b.len()))
     }
 }
 

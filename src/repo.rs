@@ -17,7 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-use crate::catalog::{Catalog, CatalogReader};
+use crate::catalog::{Catalog, CatalogReader, Compaction};
 use crate::config::{InitOptions, RepoConfig};
 use crate::error::{Error, ErrorKind, IoContext, Result};
 use crate::id::{ChunkId, SnapshotId, TreeId};
@@ -256,6 +256,63 @@ impl Repository {
     /// [`ErrorKind::Corrupt`] when missing or damaged.
     pub fn tree(&self, id: &TreeId) -> Result<Tree> {
         self.catalog.begin_read()?.tree(id)
+    }
+
+    /// Compacts the catalog file (gives its free pages back). Needs the
+    /// exclusive lock: `gc` calls it after its commit.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] under a shared lock; catalog errors.
+    pub fn compact_catalog(&mut self) -> Result<Compaction> {
+        if self.lock_mode != LockMode::Exclusive {
+            return Err(Error::invalid(
+                "compacting the catalog needs the repository opened with LockMode::Exclusive",
+            ));
+        }
+        self.catalog.compact()
+    }
+
+    /// Closes the repository, first compacting the catalog when it holds
+    /// a lot of free space ([`Catalog::wants_compaction`]) and the lock
+    /// can be made exclusive without waiting. For the end of a command
+    /// that wrote to the catalog under the shared lock (`snapshot`).
+    ///
+    /// The catalog is closed before the lock changes hands: flock(2)
+    /// converts a lock by dropping it first, so when another process holds
+    /// or is waiting for the lock, the try fails and this process may hold
+    /// no lock at all; it then touches the catalog no more and returns
+    /// `Ok(None)`. On success the catalog is reopened, compacted and closed
+    /// under the exclusive lock, which no other cairn process can hold the
+    /// catalog open beside.
+    ///
+    /// # Errors
+    /// Catalog and I/O errors (the catalog stays consistent).
+    pub fn close_compacting(self) -> Result<Option<Compaction>> {
+        if !self.catalog.wants_compaction()? {
+            return Ok(None);
+        }
+        let Self {
+            root,
+            catalog,
+            lock_mode,
+            _lock: lock,
+            ..
+        } = self;
+        drop(catalog);
+        if lock_mode == LockMode::Shared {
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("locking", &root.join(LOCKS).join(LOCK_FILE), e));
+                }
+            }
+        }
+        let mut catalog = Catalog::open(&root.join(CATALOG))?;
+        let done = catalog.compact()?;
+        drop(catalog);
+        drop(lock);
+        Ok(Some(done))
     }
 
     /// Finds an absolute `path` inside `snapshot`.

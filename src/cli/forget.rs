@@ -136,9 +136,10 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     }
     // GC needs the lock exclusively: give up the shared one first.
     drop(repo);
-    let repo = g.open_with(LockMode::Exclusive)?;
+    let mut repo = g.open_with(LockMode::Exclusive)?;
     let bar = super::progress::Bar::new(g.quiet, args.json);
     let summary = cairn::gc::collect_with(&repo, &GcOptions::default(), &bar)?;
+    repo.compact_catalog()?;
     bar.clear();
     if args.json {
         return output::print_json(&json!({

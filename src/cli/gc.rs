@@ -52,9 +52,14 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
         dry_run: args.dry_run,
         repack_threshold: parse_percent(&args.repack_threshold)?,
     };
-    let repo = g.open_with(LockMode::Exclusive)?;
+    let mut repo = g.open_with(LockMode::Exclusive)?;
     let bar = Bar::new(g.quiet, args.json);
     let summary = gc::collect_with(&repo, &opts, &bar)?;
+    if !opts.dry_run {
+        // Under the exclusive lock, after gc's commit: give the catalog's
+        // free pages back (see ARCHITECTURE.md, "Catalog compaction").
+        repo.compact_catalog()?;
+    }
     bar.clear();
     report(g, &summary, args.json)
 }

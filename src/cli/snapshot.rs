@@ -215,6 +215,10 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
         archiver::snapshot(&repo, &opts, &report).context("taking snapshot")?
     };
     drop(report);
+    // The snapshot is committed; compact the catalog if it holds much free
+    // space and no other process uses the repository (never waits).
+    repo.close_compacting()
+        .context("compacting the catalog after the snapshot")?;
     let s = &result.snapshot;
     let m = &s.summary;
     if args.json {

@@ -10,6 +10,8 @@
 //!   shortcuts, seeded pseudo-random data.
 //! - `backup_restore`: snapshot → restore round trips (incl. a property test
 //!   on random trees), `--include`, restore targets, hostile tree records.
+//! - `catalog`: `gc` and a snapshot that grew the catalog compact it; a
+//!   snapshot beside another lock holder neither compacts nor waits.
 //! - `dedup`: unchanged trees read nothing, small edits of big files add
 //!   little, change detection by size/mtime/ctime/inode.
 //! - `diff`: exact change lists (snapshot/snapshot and snapshot/live),
@@ -44,6 +46,7 @@
 //! `setpriv --reuid 65534 --regid 65534 --clear-groups`.
 
 mod backup_restore;
+mod catalog;
 mod check;
 mod cli;
 mod dedup;
