@@ -14,6 +14,7 @@
 //! [`in_place`] restores over the paths a snapshot was taken from, after a
 //! safety snapshot, reusing the file writing and metadata code here.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
@@ -26,10 +27,11 @@ use rayon::prelude::*;
 use crate::catalog::CatalogReader;
 use crate::error::{Error, IoContext, Result};
 use crate::fsmeta;
-use crate::id::{ChunkId, TreeId};
+use crate::id::{ChunkId, PackId, TreeId};
 use crate::model::{Entry, EntryKind, Meta};
 use crate::progress::{NoProgress, Phase, Progress};
 use crate::repo::{Repository, locate_in, path_components};
+use crate::store::{BlobLocation, verified_blob};
 
 pub mod in_place;
 
@@ -390,93 +392,99 @@ fn read_umask() -> Option<u32> {
     u32::from_str_radix(line.trim(), 8).ok()
 }
 
-/// A file is cut into ranges of about this many bytes ...
-const RANGE_BYTES: u64 = 8 << 20;
-/// ... or this many chunks, whichever comes first; ranges are written in
-/// parallel, so one large file keeps every core busy.
-const RANGE_CHUNKS: usize = 256;
+/// A file of at least this many bytes, or chunks, is written frame by
+/// frame ([`write_by_frame`]); smaller ones chunk by chunk in file order.
+const FRAME_ORDER_BYTES: u64 = 16 << 20;
+const FRAME_ORDER_CHUNKS: usize = 512;
 
-/// A run of a file's chunks and where its first byte goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Range {
-    /// Index of the first chunk.
-    start: usize,
-    /// One past the last chunk.
-    end: usize,
-    /// File offset of the first chunk.
-    offset: u64,
-    /// Bytes the range holds (sum of its chunks' raw lengths).
-    len: u64,
+/// Where each chunk of a file goes, grouped by the frame that holds it
+/// (pack, frame offset), frames in pack order: `(chunk index, file offset)`
+/// in file order. Offsets are the prefix sums of the chunks' raw lengths.
+fn frame_plan(locs: &[BlobLocation]) -> Vec<Vec<(usize, u64)>> {
+    let mut plan: BTreeMap<(PackId, u64), Vec<(usize, u64)>> = BTreeMap::new();
+    let mut offset = 0u64;
+    for (i, loc) in locs.iter().enumerate() {
+        plan.entry((loc.pack, loc.offset))
+            .or_default()
+            .push((i, offset));
+        offset += u64::from(loc.raw_len);
+    }
+    plan.into_values().collect()
 }
 
-/// Cuts chunks of these raw lengths into consecutive ranges of at least
-/// [`RANGE_BYTES`] bytes or [`RANGE_CHUNKS`] chunks (the last one may be
-/// smaller); offsets are the prefix sums of the lengths.
-fn split_ranges(raw_lens: &[u64]) -> Vec<Range> {
-    let mut ranges = Vec::new();
-    let mut cur = Range {
-        start: 0,
-        end: 0,
-        offset: 0,
-        len: 0,
-    };
-    for (i, &n) in raw_lens.iter().enumerate() {
-        cur.end = i + 1;
-        cur.len += n;
-        if cur.len >= RANGE_BYTES || cur.end - cur.start >= RANGE_CHUNKS {
-            let next = Range {
-                start: cur.end,
-                end: cur.end,
-                offset: cur.offset + cur.len,
-                len: 0,
-            };
-            ranges.push(std::mem::replace(&mut cur, next));
-        }
-    }
-    if cur.end > cur.start || ranges.is_empty() {
-        ranges.push(cur);
-    }
-    ranges
-}
-
-/// The ranges `chunks` (of a file of `size` bytes) are written in: one for
-/// a file too small to be worth splitting (no catalog lookups), else cut
-/// by [`split_ranges`] from the raw lengths the catalog records.
-fn plan_ranges(reader: &CatalogReader, chunks: &[ChunkId], size: u64) -> Result<Vec<Range>> {
-    if size < 2 * RANGE_BYTES && chunks.len() < 2 * RANGE_CHUNKS {
-        return Ok(vec![Range {
-            start: 0,
-            end: chunks.len(),
-            offset: 0,
-            len: size,
-        }]);
-    }
-    let lens = chunks
+/// Writes a large file frame by frame, frames in parallel: every frame that
+/// holds some of its chunks is read and decoded once, and each of those
+/// chunks is checked and written at its offset (runs of adjacent chunks in
+/// one `pwrite`).
+///
+/// why: a file's chunks are grouped with whatever was new when they were
+/// stored. A database's pages of one version sit in the frames of every
+/// version that changed them, so reading in file order jumps between a
+/// dozen frames of 1 MiB at every step, more than a bounded cache holds:
+/// each frame would be decoded many times. In frame order each is decoded
+/// once and memory stays at a frame per thread.
+fn write_by_frame(
+    w: &FileWriter<'_>,
+    file: &fs::File,
+    path: &Path,
+    chunks: &[ChunkId],
+    size: u64,
+) -> Result<u64> {
+    let locs = chunks
         .iter()
         .map(|id| {
-            reader
+            w.reader
                 .blob(&id.0)?
-                .map(|loc| u64::from(loc.raw_len))
                 .ok_or_else(|| Error::corrupt(format!("chunk {id} is not in the catalog")))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(split_ranges(&lens))
+    let total: u64 = locs.iter().map(|l| u64::from(l.raw_len)).sum();
+    if total != size {
+        return Err(Error::corrupt(format!(
+            "the chunks of {} hold {total} bytes, its entry says {size}",
+            path.display()
+        )));
+    }
+    frame_plan(&locs)
+        .par_iter()
+        .map(|members| {
+            let (first, _) = members[0];
+            let decoded = w.repo.store().read_frame(&locs[first], &chunks[first].0)?;
+            let mut run: Vec<u8> = Vec::new();
+            let mut run_at = 0u64;
+            for &(i, offset) in members {
+                let raw = verified_blob(&chunks[i].0, &locs[i], &decoded)?;
+                if !run.is_empty() && run_at + run.len() as u64 != offset {
+                    file.write_all_at(&run, run_at).at("writing", path)?;
+                    run.clear();
+                }
+                if run.is_empty() {
+                    run_at = offset;
+                }
+                run.extend_from_slice(raw);
+                w.progress.bytes(raw.len() as u64);
+            }
+            if !run.is_empty() {
+                file.write_all_at(&run, run_at).at("writing", path)?;
+            }
+            Ok(())
+        })
+        .collect::<Result<()>>()?;
+    Ok(total)
 }
 
 /// Writes at most this many bytes of small chunks in one `pwrite`.
 const WRITE_BATCH: usize = 1 << 20;
 
-/// Reads the chunks of `range` and writes them at its offset, batching
-/// small chunks into writes of up to [`WRITE_BATCH`] bytes.
-fn write_range(
+/// Reads `chunks` in order and writes them from offset 0, batching small
+/// chunks into writes of up to [`WRITE_BATCH`] bytes.
+fn write_in_order(
     w: &FileWriter<'_>,
     file: &fs::File,
     path: &Path,
     chunks: &[ChunkId],
-    range: &Range,
-    split: bool,
 ) -> Result<u64> {
-    let mut offset = range.offset;
+    let mut offset = 0u64;
     let mut pending: Vec<u8> = Vec::new();
     let flush = |pending: &mut Vec<u8>, offset: &mut u64| -> Result<()> {
         file.write_all_at(pending, *offset).at("writing", path)?;
@@ -484,7 +492,7 @@ fn write_range(
         pending.clear();
         Ok(())
     };
-    for id in &chunks[range.start..range.end] {
+    for id in chunks {
         let data = w.repo.read_chunk(w.reader, id)?;
         w.progress.bytes(data.len() as u64);
         if pending.is_empty() && data.len() >= WRITE_BATCH / 4 {
@@ -503,16 +511,7 @@ fn write_range(
     if !pending.is_empty() {
         flush(&mut pending, &mut offset)?;
     }
-    let written = offset - range.offset;
-    // Later ranges were placed by the catalog's raw lengths; chunks that
-    // disagree would leave a gap or an overlap.
-    if split && written != range.len {
-        return Err(Error::corrupt(format!(
-            "chunks {}..{} hold {written} bytes, the catalog says {}",
-            range.start, range.end, range.len
-        )));
-    }
-    Ok(written)
+    Ok(offset)
 }
 
 /// Creates `path` (never following a symlink) with permission bits `mode`;
@@ -538,9 +537,9 @@ fn create_file(path: &Path, mode: u32) -> Result<fs::File> {
 
 /// Creates the file `path` of `size` bytes with these chunks and metadata.
 ///
-/// A file of many chunks is written as ranges in parallel (`pwrite` at
-/// each range's offset); metadata is applied once, after all of them. On
-/// any failure the partial file is removed and one error returned.
+/// A large file is written frame by frame in parallel ([`write_by_frame`]);
+/// metadata is applied once, after all of it. On any failure the partial
+/// file is removed and one error returned.
 fn restore_file(
     w: &FileWriter<'_>,
     path: &Path,
@@ -552,14 +551,10 @@ fn restore_file(
     // set again below); set-id and sticky bits only after the owner.
     let file = create_file(path, meta.mode & 0o777)?;
     let write_all = || -> Result<u64> {
-        let ranges = plan_ranges(w.reader, chunks, size)?;
-        let written = if let [range] = ranges.as_slice() {
-            write_range(w, &file, path, chunks, range, false)?
+        let written = if size < FRAME_ORDER_BYTES && chunks.len() < FRAME_ORDER_CHUNKS {
+            write_in_order(w, &file, path, chunks)?
         } else {
-            ranges
-                .par_iter()
-                .map(|r| write_range(w, &file, path, chunks, r, true))
-                .try_reduce(|| 0, |a, b| Ok(a + b))?
+            write_by_frame(w, &file, path, chunks, size)?
         };
         let (set_owner, set_mode) = match w.creation {
             Some(c) => (
@@ -617,36 +612,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranges_cover_every_chunk_at_prefix_sum_offsets() {
-        let mib = 1 << 20;
-        // 20 chunks of 1 MiB: ranges of 8, 8 and the last 4.
-        let r = split_ranges(&[mib; 20]);
+    fn frame_plan_groups_chunks_by_frame_at_prefix_sum_offsets() {
+        let loc = |pack: u8, offset: u64, raw_len: u32| BlobLocation {
+            pack: PackId(crate::ObjectId([pack; 32])),
+            kind: crate::store::BlobKind::Chunk,
+            offset,
+            length: 100,
+            raw_len,
+            inner: 0,
+            frame_raw: 100,
+        };
+        // Chunks 0 and 2 share a frame, as do 1 and 3 (in another pack);
+        // chunk 4 has its own frame. The same chunk may appear twice.
+        let locs = [
+            loc(2, 10, 5),
+            loc(1, 50, 7),
+            loc(2, 10, 3),
+            loc(1, 50, 4),
+            loc(2, 900, 6),
+        ];
         assert_eq!(
-            r.iter()
-                .map(|r| (r.start, r.end, r.offset, r.len))
-                .collect::<Vec<_>>(),
-            vec![
-                (0, 8, 0, 8 * mib),
-                (8, 16, 8 * mib, 8 * mib),
-                (16, 20, 16 * mib, 4 * mib)
-            ]
+            frame_plan(&locs),
+            vec![vec![(1, 5), (3, 15)], vec![(0, 0), (2, 12)], vec![(4, 19)],]
         );
-        // Many small chunks: cut by count; offsets are the prefix sums.
-        let lens: Vec<u64> = (0..600).map(|i| 1000 + i).collect();
-        let r = split_ranges(&lens);
-        assert_eq!(r.len(), 3);
-        for w in r.windows(2) {
-            assert_eq!(w[0].end, w[1].start);
-            assert_eq!(w[0].offset + w[0].len, w[1].offset);
-        }
-        assert_eq!(r[1].offset, lens[..256].iter().sum::<u64>());
-        assert_eq!(r[2].end, 600);
-        assert_eq!(
-            r.iter().map(|r| r.len).sum::<u64>(),
-            lens.iter().sum::<u64>()
-        );
-        // An exact multiple leaves no empty range; no chunks, one empty range.
-        assert_eq!(split_ranges(&[8 * mib, 8 * mib]).len(), 2);
-        assert_eq!(split_ranges(&[]).len(), 1);
     }
 }

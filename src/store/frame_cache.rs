@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::id::PackId;
 
-/// Few shards, so that each holds several full groups (1 MiB each).
-const SHARDS: usize = 8;
+/// Few shards, so that each holds several full groups (1 MiB each): a frame
+/// larger than a shard's share of the budget is not kept at all.
+const SHARDS: usize = 2;
 
 type Key = (PackId, u64);
 
