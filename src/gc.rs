@@ -39,7 +39,8 @@ use crate::store::pack::{
     GROUP_TARGET_BYTES, PACK_HEADER, PACK_TRAILER_BYTES, PACK_TRAILER_MAGIC, parse_footer,
 };
 use crate::store::{
-    BlobKind, BlobLocation, FinishedPack, FrameBlob, PackStore, PackWriter, StagedPack,
+    BlobKind, BlobLocation, FinishedPack, FrameBlob, PackStore, PackWriter, STAGED_PACKS_MAX,
+    StagedPack,
 };
 
 /// Default [`GcOptions::repack_threshold`]: a pack is rewritten once more
@@ -608,10 +609,6 @@ enum Move {
     /// Some blobs are dead: the live ones, decoded and verified, to regroup.
     Blobs(Vec<(ObjectId, BlobKind, Vec<u8>)>),
 }
-
-/// Staged packs kept before syncing them as one batch; bounds the open
-/// files and the data not yet synced.
-const STAGED_PACKS_MAX: usize = 32;
 
 /// Writes frames into new packs, closing each at the pack target. Closed
 /// packs are staged (written, not synced) and made durable in batches

@@ -55,6 +55,11 @@ pub fn verified_blob<'d>(id: &ObjectId, loc: &BlobLocation, decoded: &'d [u8]) -
     Ok(raw)
 }
 
+/// Staged packs kept before syncing them as one batch
+/// ([`PackStore::install_all`]); bounds the open files and the data not yet
+/// synced.
+pub(crate) const STAGED_PACKS_MAX: usize = 32;
+
 /// The `objects/` directory plus the `tmp/` directory packs are staged in.
 pub struct PackStore {
     objects: PathBuf,
