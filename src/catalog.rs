@@ -168,8 +168,8 @@ impl Catalog {
     }
 
     /// Whether compacting is worth it after this handle's writes: the file
-    /// grew while this handle had it open, to at least [`COMPACT_MIN_LEN`],
-    /// and this handle committed at least 1/[`COMPACT_WORK_DIVISOR`] of its
+    /// grew while this handle had it open, to at least `COMPACT_MIN_LEN`,
+    /// and this handle committed at least 1/`COMPACT_WORK_DIVISOR` of its
     /// length. A file that grew most likely holds much free space, because
     /// redb grows a file (below its region size of gigabytes) by doubling
     /// it. One `stat`; no table is read.

@@ -93,7 +93,7 @@ pub fn validate_stream_name(name: &[u8]) -> Result<()> {
 ///
 /// `opts.paths` must be empty (the snapshot's path is `/name`); excludes,
 /// ignore files and the SQLite switch do not apply. The file gets mode
-/// [`STREAM_MODE`], the caller's uid and gid, and the snapshot's time as
+/// `STREAM_MODE`, the caller's uid and gid, and the snapshot's time as
 /// its mtime.
 ///
 /// # Errors
