@@ -104,6 +104,12 @@ impl Catalog {
         }
         txn.commit()
             .map_err(|e| Error::catalog("committing new catalog", e))?;
+        Self::wrap(db, path)
+    }
+
+    /// The handle over an open database at `path`, noting its length now
+    /// (compaction is considered only when the file grew meanwhile).
+    fn wrap(db: Database, path: &Path) -> Result<Self> {
         let mut cat = Self {
             db,
             path: path.to_path_buf(),
@@ -128,13 +134,7 @@ impl Catalog {
         let db = b
             .open(path)
             .map_err(|e| Error::catalog(&format!("opening {}", path.display()), e))?;
-        let mut cat = Self {
-            db,
-            path: path.to_path_buf(),
-            opened_len: 0,
-            written: AtomicU64::new(0),
-        };
-        cat.opened_len = cat.file_len()?;
+        let cat = Self::wrap(db, path)?;
         let txn = cat.read_txn()?;
         let meta = txn
             .open_table(META)
