@@ -3,7 +3,7 @@
 //! ```text
 //! sources ─► walk::scan_root (parallel lstat, excludes, parent comparison)
 //!         ─► file::read_file for changed files (parallel: chunk, hash, compress)
-//!         ─► sink (dedup, packs closed durably as they fill)
+//!         ─► sink (dedup, grouping, compression; full packs staged, synced in batches)
 //!         ─► build_tree bottom-up (Merkle: unchanged dirs keep their id)
 //!         ─► one catalog commit: blobs, packs, trees, snapshot record
 //! ```
