@@ -313,12 +313,7 @@ pub fn snapshot(
     let mut root = walk::scan_root(&ctx, &components, parent_root.as_ref(), &filters)?;
 
     let config = repo.config();
-    let sink = Sink::new(
-        repo.store(),
-        &reader,
-        config.zstd_level,
-        config.pack_target_bytes,
-    );
+    let sink = Sink::new(repo, &reader);
     let tmp_dir = repo.root().join("tmp");
     let read_opts = ReadOptions {
         chunker: config.chunker,
@@ -330,15 +325,17 @@ pub fn snapshot(
     // database, or the backup failed); beside a captured one they are left
     // out unread.
     let mut pending = Vec::new();
-    walk::pending_files(&mut root, &mut pending, opts.sqlite_backup);
+    let deferred = walk::pending_files(&mut root, &mut pending, opts.sqlite_backup);
     let pending_bytes = ctx.pending_bytes.load(Ordering::Relaxed);
     progress.phase(&Phase::new("read", "files").totals(pending.len() as u64, pending_bytes));
     read_pending(&ctx, &sink, read_opts, pending, &counts)?;
     if opts.sqlite_backup {
         walk::drop_captured_siblings(&mut root);
-        let mut pending = Vec::new();
-        walk::pending_files(&mut root, &mut pending, false);
-        read_pending(&ctx, &sink, read_opts, pending, &counts)?;
+        if deferred > 0 {
+            let mut pending = Vec::new();
+            walk::pending_files(&mut root, &mut pending, false);
+            read_pending(&ctx, &sink, read_opts, pending, &counts)?;
+        }
     }
     let mut summary = SnapshotSummary::default();
     let (files_new, files_changed, bytes_read) = counts.into_inner().unwrap_or_default();

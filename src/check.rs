@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use crate::catalog::{Catalog, CatalogReader, PackRecord};
 use crate::codec;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, error_chain};
 use crate::id::{ObjectId, PackId, SnapshotId, TreeId};
 use crate::model::{EntryKind, Snapshot, decode_versioned};
 use crate::progress::{NoProgress, Phase, Progress};
@@ -285,18 +285,6 @@ pub fn open_catalog(path: &Path) -> Result<Catalog> {
             path.display()
         ))),
     }
-}
-
-/// An error with its sources, `: `-separated.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// What the cheap footer read learns of a pack.

@@ -136,3 +136,15 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(doing, path, e))
     }
 }
+
+/// An error with its sources, `: `-separated.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

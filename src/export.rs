@@ -387,7 +387,10 @@ fn about(e: Error, path: &[u8]) -> Error {
             Path::new(OsStr::from_bytes(path)),
             io::Error::new(io.kind(), format!("{e}: {io}")),
         ),
-        (kind, _) => Error::new(kind, format!("exporting {shown}: {}", chain(&e))),
+        (kind, _) => Error::new(
+            kind,
+            format!("exporting {shown}: {}", crate::error::error_chain(&e)),
+        ),
     }
 }
 
@@ -401,17 +404,6 @@ fn show(raw: &[u8]) -> String {
         }
     }
     out
-}
-
-fn chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Counts the bytes written through it.

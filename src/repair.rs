@@ -116,7 +116,7 @@ fn open_old(repo: &RawRepository) -> std::result::Result<OldCatalog, String> {
         Err(e) => Err(format!(
             "{} is damaged ({})",
             repo.catalog_path().display(),
-            check::error_chain(&e)
+            crate::error::error_chain(&e)
         )),
     }
 }

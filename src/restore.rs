@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::catalog::CatalogReader;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result, error_chain};
 use crate::fsmeta;
 use crate::id::{ChunkId, PackId, TreeId};
 use crate::model::{Entry, EntryKind, Meta};
@@ -232,17 +232,6 @@ pub fn restore_with(
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     summary.errors.sort();
     Ok(summary)
-}
-
-fn error_chain(e: &Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

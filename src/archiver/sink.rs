@@ -26,6 +26,7 @@ use crate::catalog::CatalogReader;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
+use crate::repo::Repository;
 use crate::store::pack::GROUP_TARGET_BYTES;
 use crate::store::{
     BlobKind, FinishedPack, FrameBlob, PackStore, PackWriter, STAGED_PACKS_MAX, StagedPack,
@@ -73,17 +74,14 @@ pub(crate) struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    pub(crate) fn new(
-        store: &'a PackStore,
-        reader: &'a CatalogReader,
-        level: i32,
-        target: u64,
-    ) -> Self {
+    /// A sink writing into `repo`'s packs with its compression level and
+    /// pack size, deduplicating against `reader`.
+    pub(crate) fn new(repo: &'a Repository, reader: &'a CatalogReader) -> Self {
         Self {
-            store,
+            store: repo.store(),
             reader,
-            level,
-            target,
+            level: repo.config().zstd_level,
+            target: repo.config().pack_target_bytes,
             claimed: Mutex::new(HashSet::new()),
             pending: Mutex::new(Group::default()),
             current: Mutex::new(None),

@@ -129,12 +129,7 @@ pub fn snapshot_stream(
         None => false,
     };
     let config = repo.config();
-    let sink = Sink::new(
-        repo.store(),
-        &reader,
-        config.zstd_level,
-        config.pack_target_bytes,
-    );
+    let sink = Sink::new(repo, &reader);
     let stored = match source {
         StreamSource::Reader(r) => {
             store_stream(&sink, config.chunker, r, BATCH_BYTES).map_err(|f| match f {

@@ -378,41 +378,46 @@ fn scan_dir(
 
 /// Every file whose content still has to be read. With `defer_siblings`,
 /// files that may be a SQLite database's `-wal`, `-shm` or `-journal` (the
-/// database's name is a regular file beside them) are left for later.
+/// database's name is a regular file beside them) are left for later;
+/// returns how many were.
 pub(crate) fn pending_files<'a>(
     node: &'a mut ScanNode,
     out: &mut Vec<&'a mut FileContent>,
     defer_siblings: bool,
-) {
+) -> usize {
     let ScanNode::Dir { children, .. } = node else {
-        return;
+        return 0;
     };
-    let files: Vec<Vec<u8>> = if defer_siblings {
-        children
-            .iter()
-            .filter_map(|c| match c {
-                ScanNode::File { name, .. } => Some(name.clone()),
-                _ => None,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    for c in children {
+    // Only names with a sibling suffix are looked up among the files, so a
+    // directory without databases costs no allocation per file.
+    let deferred: Vec<bool> = children
+        .iter()
+        .map(|c| match c {
+            ScanNode::File { name, .. } if defer_siblings => {
+                sqlite::sibling_of(name).is_some_and(|db| {
+                    children
+                        .iter()
+                        .any(|f| matches!(f, ScanNode::File { name, .. } if name.as_slice() == db))
+                })
+            }
+            _ => false,
+        })
+        .collect();
+    let mut count = 0;
+    for (c, deferred) in children.iter_mut().zip(deferred) {
         match c {
-            ScanNode::Dir { .. } => pending_files(c, out, defer_siblings),
-            ScanNode::File { name, content, .. }
-                if matches!(content, FileContent::Pending { .. }) =>
-            {
-                let deferred = defer_siblings
-                    && sqlite::sibling_of(name).is_some_and(|db| files.iter().any(|f| f == db));
-                if !deferred {
+            ScanNode::Dir { .. } => count += pending_files(c, out, defer_siblings),
+            ScanNode::File { content, .. } if matches!(content, FileContent::Pending { .. }) => {
+                if deferred {
+                    count += 1;
+                } else {
                     out.push(content);
                 }
             }
             _ => {}
         }
     }
+    count
 }
 
 /// Leaves out the `-wal`, `-shm` and `-journal` files of every database

@@ -40,11 +40,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::{FileWriter, clear, ensure_dir, error_chain, lock, restore_file, restore_other};
+use super::{FileWriter, clear, ensure_dir, lock, restore_file, restore_other};
 use crate::archiver::{self, Report, SnapshotOptions};
 use crate::catalog::CatalogReader;
 use crate::diff::{self, Change, ChangeKind, DiffOptions, DiffWarning, Side};
-use crate::error::{Error, ErrorKind, IoContext, Result};
+use crate::error::{Error, ErrorKind, IoContext, Result, error_chain};
 use crate::fsmeta;
 use crate::id::SnapshotId;
 use crate::model::{Entry, EntryKind, Meta, Snapshot};
