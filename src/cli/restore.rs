@@ -106,12 +106,7 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
     let summary = restore::restore_with(&repo, snap.tree, &opts, &bar)
         .with_context(|| format!("restoring snapshot {}", id.short()))?;
     bar.clear();
-    for (p, e) in &summary.errors {
-        eprintln!(
-            "error: {}: {e}",
-            output::path(p.as_os_str().as_encoded_bytes())
-        );
-    }
+    print_errors(&summary.errors);
     if args.json {
         output::print_json(&serde_json::json!({
             "id": id.to_hex(),
@@ -120,9 +115,7 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
             "dirs": summary.dirs,
             "others": summary.others,
             "bytes": summary.bytes,
-            "errors": summary.errors.iter().map(|(p, e)| serde_json::json!({
-                "path": output::path(p.as_os_str().as_encoded_bytes()), "message": e
-            })).collect::<Vec<_>>(),
+            "errors": errors_json(&summary.errors),
         }))?;
     } else if !g.quiet {
         println!(
@@ -135,15 +128,7 @@ pub fn run(g: &Globals, args: &Args) -> anyhow::Result<()> {
             summary.others
         );
     }
-    if summary.errors.is_empty() {
-        Ok(())
-    } else {
-        eprintln!(
-            "error: {} path(s) could not be restored",
-            summary.errors.len()
-        );
-        Err(Exit(EXIT_ERROR).into())
-    }
+    exit_for(&summary.errors)
 }
 
 /// `restore --in-place`: plan, show, confirm, restore, print the undo command.
@@ -256,9 +241,7 @@ fn run_in_place(
     let bar = Bar::new(g.quiet, args.json);
     let outcome = in_place::apply(repo, snap, &opts, &saved, &bar).with_context(context)?;
     bar.clear();
-    for (p, e) in &outcome.errors {
-        eprintln!("error: {}: {e}", output::path(p.as_os_str().as_bytes()));
-    }
+    print_errors(&outcome.errors);
     let undo = undo_command(repo, &outcome);
     if args.json {
         output::print_json(&json!({
@@ -269,9 +252,7 @@ fn run_in_place(
             "bytes": outcome.bytes,
             "safety_snapshot": outcome.safety.map(|s| s.to_hex()),
             "undo": undo,
-            "errors": outcome.errors.iter().map(|(p, e)| json!({
-                "path": output::path(p.as_os_str().as_bytes()), "message": e
-            })).collect::<Vec<_>>(),
+            "errors": errors_json(&outcome.errors),
         }))?;
     } else {
         if !g.quiet {
@@ -284,15 +265,7 @@ fn run_in_place(
         }
         println!("undo with: {undo}");
     }
-    if outcome.errors.is_empty() {
-        Ok(())
-    } else {
-        eprintln!(
-            "error: {} path(s) could not be restored",
-            outcome.errors.len()
-        );
-        Err(Exit(EXIT_ERROR).into())
-    }
+    exit_for(&outcome.errors)
 }
 
 /// Asks on the terminal; refuses (usage error) when there is none.
@@ -387,4 +360,27 @@ fn shell_quote(p: &Path) -> String {
     }
     out.push('\'');
     out
+}
+
+/// Each path that could not be restored, one line each on stderr.
+fn print_errors(errors: &[(PathBuf, String)]) {
+    for (p, e) in errors {
+        eprintln!("error: {}: {e}", output::path(p.as_os_str().as_bytes()));
+    }
+}
+
+fn errors_json(errors: &[(PathBuf, String)]) -> Vec<serde_json::Value> {
+    errors
+        .iter()
+        .map(|(p, e)| serde_json::json!({"path": output::path(p.as_os_str().as_bytes()), "message": e}))
+        .collect()
+}
+
+/// Success, or exit status 1 after a count of the paths that failed.
+fn exit_for(errors: &[(PathBuf, String)]) -> anyhow::Result<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    eprintln!("error: {} path(s) could not be restored", errors.len());
+    Err(Exit(EXIT_ERROR).into())
 }
