@@ -29,6 +29,7 @@ use crate::catalog::CommitBatch;
 use crate::chunker::BATCH_BYTES;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Entry, EntryKind, Meta, SnapshotSummary, Tree};
+use crate::progress::{Phase, Progress};
 use crate::repo::Repository;
 use crate::store::BlobKind;
 
@@ -106,7 +107,7 @@ pub fn snapshot_stream(
     opts: &SnapshotOptions,
     name: &[u8],
     source: StreamSource<'_>,
-    _report: &dyn Report,
+    report: &dyn Report,
 ) -> Result<SnapshotResult> {
     let started = Instant::now();
     validate_stream_name(name)?;
@@ -130,8 +131,11 @@ pub fn snapshot_stream(
     };
     let config = repo.config();
     let sink = Sink::new(repo, &reader);
+    let progress = report.progress();
+    progress.phase(&Phase::new("read", "files"));
     let stored = match source {
         StreamSource::Reader(r) => {
+            let r = Counted { inner: r, progress };
             store_stream(&sink, config.chunker, r, BATCH_BYTES).map_err(|f| match f {
                 ReadFailure::Unreadable(e) => Error::new(
                     ErrorKind::Io,
@@ -145,9 +149,10 @@ pub fn snapshot_stream(
             })?
         }
         StreamSource::Command { program, args } => {
-            run_command(&sink, config.chunker, &program, &args)?
+            run_command(&sink, config.chunker, &program, &args, progress)?
         }
     };
+    progress.items(1);
 
     let meta = Meta {
         mode: STREAM_MODE,
@@ -198,6 +203,7 @@ fn run_command(
     params: crate::chunker::ChunkerParams,
     program: &std::ffi::OsStr,
     args: &[OsString],
+    progress: &dyn Progress,
 ) -> Result<Stored> {
     let shown = Path::new(program).display().to_string();
     let mut child = Command::new(program)
@@ -212,7 +218,10 @@ fn run_command(
                 format!("cannot run command `{shown}`: {e}; nothing was committed"),
             )
         })?;
-    let stdout = child.stdout.take().expect("stdout was piped");
+    let stdout = Counted {
+        inner: child.stdout.take().expect("stdout was piped"),
+        progress,
+    };
     let result = store_stream(sink, params, stdout, BATCH_BYTES);
     let stored = match result {
         Ok(s) => s,
@@ -271,5 +280,19 @@ fn describe(status: ExitStatus) -> String {
         (Some(c), _) => format!(" (exited with status {c})"),
         (None, Some(s)) => format!(" (was killed by signal {s})"),
         _ => format!(" ({status})"),
+    }
+}
+
+/// A reader that reports the bytes it passes on as progress.
+struct Counted<'p, R> {
+    inner: R,
+    progress: &'p dyn Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes(n as u64);
+        Ok(n)
     }
 }
